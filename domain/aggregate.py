@@ -1,0 +1,95 @@
+"""The base of every aggregate: pydantic events, an event-name history, corrections.
+
+Aggregates validate in their public (imperative) methods and change state only in
+the `apply` of their (past-tense) events, so replaying old events never re-runs
+today's validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self, cast
+from uuid import UUID
+
+from eventsourcing.domain import BaseAggregate, CanMutateAggregate
+from pydantic import JsonValue, TypeAdapter
+
+from domain.errors import InvalidArgument, InvalidTransition
+from domain.events import LedgerEvent, Stamp
+
+
+class LedgerAggregate(BaseAggregate[UUID]):
+    """An event-sourced aggregate of the ledger."""
+
+    TOPIC: ClassVar[str]
+    CORRECTABLE: ClassVar[Mapping[str, frozenset[str]]] = {}
+    """Per event class name, the fields a later `Corrected` event may amend."""
+
+    class Event(LedgerEvent, CanMutateAggregate[UUID]):
+        pass
+
+    def clone(self) -> Self:
+        """A private copy to change in a command, leaving the cached original untouched.
+
+        Aggregate state holds only immutable values, or lists, sets and dicts of them,
+        so copying each container one level deep is a full copy, at a fraction of
+        `copy.deepcopy`'s cost.
+        """
+        twin = object.__new__(type(self))
+        for name, value in self.__dict__.items():
+            twin.__dict__[name] = value.copy() if isinstance(value, list | dict | set) else value
+        twin.__dict__["_pending_events"] = []
+        return twin
+
+    def refuse(self, action: str, status: object) -> InvalidTransition:
+        """The error for a command that does not apply in the current status."""
+        kind = type(self).__name__.lower()
+        return InvalidTransition(
+            f"cannot {action} a {kind} that is {status}",
+            aggregate_id=str(self.id),
+            status=str(status),
+        )
+
+    def correct(self, stamp: Stamp, corrects: int, event_name: str, changes: Mapping[str, Any]) -> None:
+        """Record a correction of fields of earlier event `corrects`; the narrative says why."""
+        if not 1 <= corrects <= self.version:
+            raise InvalidArgument(f"version {corrects} does not exist (latest is {self.version})")
+        allowed = self.CORRECTABLE.get(event_name, frozenset())
+        if not changes:
+            raise InvalidArgument("a correction must change at least one field")
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise InvalidArgument(
+                f"{event_name} fields {unknown} cannot be corrected"
+                + (f"; correctable: {sorted(allowed)}" if allowed else ""),
+                event=event_name,
+            )
+        event_class = cast(type[LedgerEvent], getattr(type(self), event_name))
+        checked: dict[str, JsonValue] = {}
+        for name, value in changes.items():
+            adapter: TypeAdapter[Any] = TypeAdapter(event_class.model_fields[name].annotation or Any)
+            try:
+                checked[name] = adapter.dump_python(adapter.validate_python(value), mode="json")
+            except ValueError as error:
+                raise InvalidArgument(f"{name}: {error}") from None
+        self.trigger_event(
+            getattr(type(self), "Corrected"),  # noqa: B009 (defined on each subclass)
+            **stamp.fields(),
+            corrects=corrects,
+            corrected_event=event_name,
+            changes=checked,
+        )
+
+    def corrected(self, event_name: str, changes: Mapping[str, Any]) -> None:
+        """Amend current state after a correction of `event_name`; by default nothing to amend."""
+
+
+class CorrectedEvent(LedgerEvent):
+    """Fields of every aggregate's `Corrected` event."""
+
+    corrects: int
+    corrected_event: str
+    changes: dict[str, JsonValue]
+
+    def apply(self, aggregate: LedgerAggregate) -> None:
+        aggregate.corrected(self.corrected_event, self.changes)

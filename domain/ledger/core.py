@@ -1,0 +1,193 @@
+"""The application core: run a command once, atomically, and answer retries with the first answer."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from uuid import UUID, uuid4
+
+import orjson
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import Environment, EnvType, get_topic
+from pydantic import BaseModel
+
+from domain.clock import Clock, SystemClock
+from domain.errors import (
+    ConcurrencyConflict,
+    IdempotencyConflict,
+    InvalidArgument,
+    LedgerError,
+    VersionConflict,
+)
+from domain.ledger.cache import FollowingCache
+from domain.ledger.work import CommandContext, Work
+from domain.storage.commands import CommandLog, CommandRecord
+from domain.storage.mapper import OrjsonTranscoder, PydanticMapper
+from domain.storage.url import store_env
+
+MAX_ATTEMPTS = 5
+"""How often a command without an expected version is retried after a concurrent write."""
+
+COMMAND_ID_MAX = 200
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The answer to a command: what it recorded and where in the log."""
+
+    command_id: str
+    aggregate_id: UUID
+    version: int
+    """The version the addressed aggregate reached."""
+    position: int
+    """The notification id of the last event recorded (read your writes from here)."""
+    positions: tuple[int, ...]
+    replayed: bool = False
+    """True when this is the stored answer to an earlier, identical command."""
+
+
+P = ParamSpec("P")
+L = TypeVar("L", bound="LedgerCore")
+
+
+def command(
+    body: Callable[Concatenate[L, Work, P], UUID],
+) -> Callable[Concatenate[L, CommandContext, P], CommandResult]:
+    """Turn `body(self, work, **args) -> aggregate id` into the public command `(self, ctx, **args)`.
+
+    The command's name and arguments, with the context, make the digest that tells a
+    retry (same digest: answered, not applied) from a misuse of its id (conflict).
+    """
+    name = body.__name__
+    signature = inspect.signature(body)
+
+    @functools.wraps(body)
+    def run(self: L, ctx: CommandContext, /, *args: P.args, **kwargs: P.kwargs) -> CommandResult:
+        bound = signature.bind(self, None, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(list(bound.arguments.items())[2:])
+        return self.execute(name, ctx, arguments, lambda work: body(self, work, *args, **kwargs))
+
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[
+            inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY),
+            inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_ONLY, annotation=CommandContext),
+            *list(signature.parameters.values())[2:],
+        ],
+        return_annotation=CommandResult,
+    )
+    return run
+
+
+class LedgerCore(Application[UUID]):
+    """The event-sourced application: load, decide, save; one transaction per command."""
+
+    name = "DutyLedger"
+    env = {  # noqa: RUF012
+        "MAPPER_TOPIC": get_topic(PydanticMapper),
+        "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
+    }
+    cache_size = 5000
+    """Aggregates kept in memory between commands (see `FollowingCache`)."""
+
+    def __init__(self, database_url: str = "sqlite:///./var/ledger.sqlite", *, clock: Clock | None = None):
+        self.database_url = database_url
+        self.clock: Clock = clock or SystemClock()
+        super().__init__(env=store_env(database_url))
+        self.cache = FollowingCache(self.repository, self.recorder, self.cache_size)
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Configuration comes from the database URL alone, never from stray variables."""
+        return Environment(name, {**type(self).env, **(env or {})})
+
+    @property
+    def command_log(self) -> CommandLog:
+        return cast(CommandLog, self.recorder)
+
+    def execute(
+        self,
+        name: str,
+        ctx: CommandContext,
+        arguments: dict[str, Any],
+        body: Callable[[Work], UUID],
+    ) -> CommandResult:
+        """Run `body` in a fresh unit of work and save what it changed with the command's record."""
+        command_id = ctx.command_id or str(uuid4())
+        if not 0 < len(command_id) <= COMMAND_ID_MAX:
+            raise InvalidArgument(f"a command id has 1 to {COMMAND_ID_MAX} characters")
+        digest = command_digest(name, ctx, arguments)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                self.cache.refresh()
+                work = Work(self, ctx, command_id)
+                aggregate_id = body(work)
+                touched = work.touched
+                if not touched:
+                    raise InvalidArgument(f"{name} would record nothing")
+                events = tuple(
+                    (e.originator_id, e.originator_version) for a in touched for e in a.pending_events
+                )
+                record = CommandRecord(command_id, name, digest, ctx.actor_id, aggregate_id, events, work.now)
+                recordings = self.save(*touched, command=record)
+            except LedgerError:
+                earlier = self.earlier_answer(command_id, digest)
+                if earlier is None:
+                    raise
+                return earlier
+            except IntegrityError:
+                earlier = self.earlier_answer(command_id, digest)
+                if earlier is not None:
+                    return earlier
+                if ctx.expected_version is not None:
+                    raise VersionConflict("the record changed while the command ran") from None
+                if attempt == MAX_ATTEMPTS:
+                    raise ConcurrencyConflict(
+                        f"{name} collided with concurrent writers {attempt} times"
+                    ) from None
+                continue
+            positions = tuple(r.notification.id for r in recordings)
+            self.cache.saved(touched, positions)
+            version = max(v for a, v in events if a == aggregate_id)
+            return CommandResult(command_id, aggregate_id, version, max(positions), positions)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def earlier_answer(self, command_id: str, digest: str) -> CommandResult | None:
+        """The stored answer to `command_id`, if it was applied; a conflict if it was a different command."""
+        record = self.command_log.select_command(command_id)
+        if record is None:
+            return None
+        if record.digest != digest:
+            raise IdempotencyConflict(
+                f"command id {command_id!r} was already used for a different {record.name} command",
+                command_id=command_id,
+            )
+        positions = tuple(self.command_log.positions_of(record.events))
+        version = max(v for a, v in record.events if a == record.aggregate_id)
+        return CommandResult(
+            command_id, record.aggregate_id, version, max(positions), positions, replayed=True
+        )
+
+
+def command_digest(name: str, ctx: CommandContext, arguments: dict[str, Any]) -> str:
+    """A stable hash of what was asked: the command, its context (bar the id) and its arguments."""
+    context = asdict(ctx)
+    context.pop("command_id")
+    payload = {"command": name, "context": context, "arguments": arguments}
+    encoded = orjson.dumps(payload, default=_jsonable, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, frozenset | set):
+        return sorted(value, key=str)
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot digest {type(value).__name__}")

@@ -1,0 +1,243 @@
+"""One command's unit of work: who acts, when, what is loaded, what will be saved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
+from uuid import UUID, uuid5
+
+from eventsourcing.application import AggregateNotFoundError
+
+from domain.aggregate import LedgerAggregate
+from domain.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    InvalidTime,
+    NotActive,
+    NotFound,
+    OutsideJurisdiction,
+    RoleRequired,
+    VersionConflict,
+)
+from domain.events import Stamp, check_free_text
+from domain.ids import LEDGER_NAMESPACE
+from domain.registry import Cadre, Posting, Unit
+from domain.rules import Deadlines
+from domain.rules.book import RuleBook
+from domain.values import Evidence, Role
+
+if TYPE_CHECKING:
+    from domain.case import Case
+    from domain.ledger.core import LedgerCore
+
+A = TypeVar("A", bound=LedgerAggregate)
+
+CLOCK_SKEW = timedelta(seconds=5)
+"""How far a caller's occurred_at may run ahead of the ledger's clock (clock drift)."""
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who asks, why, and how the ledger should treat the request.
+
+    `actor_id` is the authenticated principal: the API sets it from the credential,
+    never from the request body.
+    """
+
+    actor_id: UUID
+    narrative: str
+    command_id: str | None = None
+    correlation_id: str | None = None
+    occurred_at: datetime | None = None
+    expected_version: int | None = None
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The acting cadre as the registry knew them at occurred_at."""
+
+    cadre: Cadre
+    posting: Posting
+    unit: Unit
+    scope: Unit
+
+    @property
+    def id(self) -> UUID:
+        return self.cadre.id
+
+    @property
+    def unit_id(self) -> UUID:
+        return self.unit.id
+
+    def covers(self, unit: Unit) -> bool:
+        """Whether `unit` lies in the territory this actor's unit acts on."""
+        return self.scope.id in unit.path
+
+    def require(self, role: Role, action: str) -> None:
+        if role not in self.cadre.roles:
+            raise RoleRequired(f"only a cadre with the {role} role may {action}", role=str(role))
+
+
+class Work:
+    """Loads aggregates for one command, stamps its events, and collects what to save."""
+
+    def __init__(self, ledger: LedgerCore, ctx: CommandContext, command_id: str) -> None:
+        self.ledger = ledger
+        self.ctx = ctx
+        self.command_id = command_id
+        self.now = ledger.clock.now()
+        occurred_at = ctx.occurred_at or self.now
+        if occurred_at.tzinfo is None:
+            raise InvalidArgument("occurred_at must carry a time zone offset")
+        if occurred_at > self.now + CLOCK_SKEW:
+            raise InvalidTime(
+                f"occurred_at {occurred_at.isoformat()} is in the future", now=self.now.isoformat()
+            )
+        self.occurred_at = occurred_at
+        self.narrative = check_free_text(ctx.narrative, what="narrative")
+        self._tracked: dict[UUID, LedgerAggregate] = {}
+        self._actor: Actor | None = None
+        self._stamp: Stamp | None = None
+
+    # --- loading ------------------------------------------------------------------
+
+    def get(self, cls: type[A], aggregate_id: UUID) -> A:
+        """Load an aggregate this command will change (a private copy, saved at the end)."""
+        tracked = self._tracked.get(aggregate_id)
+        if tracked is None:
+            tracked = self._load(cls, aggregate_id, private=True)
+            self._tracked[aggregate_id] = tracked
+        return self._typed(cls, tracked, aggregate_id)
+
+    def target(self, cls: type[A], aggregate_id: UUID) -> A:
+        """Load the aggregate the command is addressed to, checking the caller's expected version."""
+        aggregate = self.get(cls, aggregate_id)
+        expected = self.ctx.expected_version
+        if expected is not None and aggregate.version != expected:
+            raise VersionConflict(
+                f"expected version {expected} but the record is at version {aggregate.version}",
+                expected=expected,
+                actual=aggregate.version,
+            )
+        return aggregate
+
+    def peek(self, cls: type[A], aggregate_id: UUID) -> A:
+        """Read an aggregate this command only consults (shared, never to be changed)."""
+        tracked = self._tracked.get(aggregate_id)
+        if tracked is not None:
+            return self._typed(cls, tracked, aggregate_id)
+        return self._load(cls, aggregate_id, private=False)
+
+    def exists(self, aggregate_id: UUID) -> bool:
+        if aggregate_id in self._tracked:
+            return True
+        try:
+            self.ledger.cache.get(aggregate_id)
+        except AggregateNotFoundError:
+            return False
+        return True
+
+    def new_id(self, kind: str, given: UUID | None) -> UUID:
+        """`given`, or an id derived from the command id, so a retried creation names the same thing."""
+        return given or uuid5(LEDGER_NAMESPACE, f"{kind}/{self.command_id}")
+
+    def create(self, aggregate: A) -> A:
+        """Track a newly created aggregate for saving, refusing an id already taken."""
+        if self.exists(aggregate.id):
+            raise AlreadyExists(f"{type(aggregate).__name__.lower()} {aggregate.id} already exists")
+        return self.add(aggregate)
+
+    def add(self, aggregate: A) -> A:
+        """Track a newly created aggregate for saving."""
+        self._tracked[aggregate.id] = aggregate
+        return aggregate
+
+    @property
+    def touched(self) -> list[LedgerAggregate]:
+        return [a for a in self._tracked.values() if a.pending_events]
+
+    def _load(self, cls: type[A], aggregate_id: UUID, *, private: bool) -> A:
+        try:
+            shared = self.ledger.cache.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {cls.__name__.lower()} {aggregate_id}", kind=cls.__name__) from None
+        typed = self._typed(cls, shared, aggregate_id)
+        return typed.clone() if private else typed
+
+    @staticmethod
+    def _typed(cls: type[A], aggregate: object, aggregate_id: UUID) -> A:
+        if not isinstance(aggregate, cls):
+            raise NotFound(f"no {cls.__name__.lower()} {aggregate_id}", kind=cls.__name__)
+        return aggregate
+
+    # --- the actor and the stamp ---------------------------------------------------
+
+    @property
+    def actor(self) -> Actor:
+        if self._actor is None:
+            self._actor = self.resolve_cadre(self.ctx.actor_id)
+        return self._actor
+
+    def resolve_cadre(self, cadre_id: UUID, at: datetime | None = None) -> Actor:
+        """A cadre with the posting, unit and scope they held at `at` (default: occurred_at)."""
+        moment = at or self.occurred_at
+        try:
+            cadre = self.peek(Cadre, cadre_id)
+        except NotFound:
+            raise NotFound(f"no cadre {cadre_id}", kind="Cadre") from None
+        posting = cadre.posting_at(moment)
+        if posting is None:
+            raise NotActive(
+                f"{cadre.name} was not in service at {moment.isoformat()}", cadre_id=str(cadre_id)
+            )
+        unit = self.peek(Unit, posting.unit_id)
+        scope = unit if unit.scope_id == unit.id else self.peek(Unit, unit.scope_id)
+        return Actor(cadre=cadre, posting=posting, unit=unit, scope=scope)
+
+    @property
+    def stamp(self) -> Stamp:
+        if self._stamp is None:
+            self._stamp = self.stamp_as(self.actor.id, self.actor.unit_id)
+        return self._stamp
+
+    def stamp_as(self, actor_id: UUID, actor_unit_id: UUID) -> Stamp:
+        """The stamp for an actor resolved by the command itself (only the ledger's genesis)."""
+        return Stamp(
+            actor_id=actor_id,
+            actor_unit_id=actor_unit_id,
+            occurred_at=self.occurred_at,
+            recorded_at=self.now,
+            command_id=self.command_id,
+            correlation_id=self.ctx.correlation_id or self.command_id,
+            narrative=self.narrative,
+            evidence=self.ctx.evidence,
+        )
+
+    # --- rules and jurisdiction ----------------------------------------------------
+
+    @property
+    def rule_book(self) -> RuleBook:
+        return self.peek(RuleBook, RuleBook.ID)
+
+    def deadlines_for(self, unit: Unit) -> Deadlines:
+        """The rules in force now for `unit`'s jurisdiction."""
+        return self.rule_book.deadlines_for(unit.jurisdiction, self.occurred_at)
+
+    def case_deadlines(self, case: Case) -> Deadlines:
+        """The rules the case was accepted under; before acceptance, those of its current unit."""
+        if case.rules is not None:
+            return self.rule_book.deadlines(case.rules)
+        assert case.unit_id is not None
+        return self.deadlines_for(self.peek(Unit, case.unit_id))
+
+    def check_jurisdiction(self, case: Case) -> None:
+        """The actor's territory must contain the case's unit, unless the case was assigned to them."""
+        assert case.unit_id is not None
+        if case.involves(self.actor.id) or self.actor.covers(self.peek(Unit, case.unit_id)):
+            return
+        raise OutsideJurisdiction(
+            "the case is held by a unit outside your jurisdiction and was not assigned to you",
+            case_id=str(case.id),
+        )

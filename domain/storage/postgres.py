@@ -1,0 +1,100 @@
+"""The scale store: PostgreSQL, with triggers that refuse UPDATE, DELETE and TRUNCATE."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey
+
+COMMANDS_TABLE = "command_log"
+REFUSE_FUNCTION = "dutyledger_refuse_change"
+
+
+class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    """The library's PostgreSQL recorder, plus append-only triggers and the command log."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        self.commands = SQL("{0}.{1}").format(schema, Identifier(COMMANDS_TABLE))
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} ("
+                    "command_id text PRIMARY KEY, name text NOT NULL, digest text NOT NULL, "
+                    "actor_id uuid NOT NULL, aggregate_id uuid NOT NULL, events jsonb NOT NULL, "
+                    "recorded_at timestamptz NOT NULL)"
+                ).format(self.commands),
+                SQL(
+                    "CREATE OR REPLACE FUNCTION {0}.{1}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                    "BEGIN RAISE EXCEPTION {2}, TG_OP, TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME "
+                    "USING ERRCODE = 'restrict_violation'; END $$"
+                ).format(schema, Identifier(REFUSE_FUNCTION), REFUSAL.format(op="%", table="%")),
+                *self._refusing_triggers(self.events_table_name),
+                *self._refusing_triggers(COMMANDS_TABLE),
+            ]
+        )
+        self.insert_command = SQL("INSERT INTO {0} ({1}) VALUES (%s,%s,%s,%s,%s,%s,%s)").format(
+            self.commands, SQL(", ").join(map(Identifier, COLUMNS))
+        )
+        self.select_command_statement = SQL("SELECT {1} FROM {0} WHERE command_id = %s").format(
+            self.commands, SQL(", ").join(map(Identifier, COLUMNS))
+        )
+        self.select_position = SQL(
+            "SELECT notification_id FROM {0}.{1} WHERE originator_id = %s AND originator_version = %s"
+        ).format(schema, Identifier(self.events_table_name))
+
+    def _refusing_triggers(self, table: str) -> list[Composed]:
+        target = SQL("{0}.{1}").format(Identifier(self.datastore.schema), Identifier(table))
+        function = SQL("{0}.{1}()").format(Identifier(self.datastore.schema), Identifier(REFUSE_FUNCTION))
+        return [
+            SQL(
+                "CREATE OR REPLACE TRIGGER {0} BEFORE UPDATE OR DELETE ON {1} "
+                "FOR EACH ROW EXECUTE FUNCTION {2}"
+            ).format(Identifier(f"{table}_refuse_change"), target, function),
+            SQL(
+                "CREATE OR REPLACE TRIGGER {0} BEFORE TRUNCATE ON {1} FOR EACH STATEMENT EXECUTE FUNCTION {2}"
+            ).format(Identifier(f"{table}_refuse_truncate"), target, function),
+        ]
+
+    def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[Any], **kwargs: Any) -> None:
+        command: CommandRecord | None = kwargs.get("command")
+        if command is not None:
+            curs.execute(self.insert_command, command.row(), prepare=True)
+
+    def select_command(self, command_id: str) -> CommandRecord | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_command_statement, (command_id,))
+            row = curs.fetchone()
+        if row is None:
+            return None
+        values = [row[column] for column in COLUMNS]
+        values[5] = _jsonb_text(values[5])
+        return CommandRecord.from_row(values)
+
+    def positions_of(self, keys: Sequence[EventKey]) -> list[int]:
+        positions = []
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            for originator_id, version in keys:
+                curs.execute(self.select_position, (originator_id, version))
+                row = curs.fetchone()
+                assert row is not None
+                positions.append(int(row["notification_id"]))
+        return positions
+
+
+def _jsonb_text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+class LedgerPostgresFactory(PostgresFactory):
+    """Builds the ledger's PostgreSQL recorder."""
+
+    application_recorder_class = LedgerPostgresRecorder

@@ -1,0 +1,88 @@
+"""The embedded store: one SQLite file whose event and command tables refuse change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteFactory
+
+from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey
+
+COMMANDS_TABLE = "command_log"
+
+
+def _refusing_triggers(table: str) -> list[str]:
+    """UPDATE and DELETE abort; INSERT OR REPLACE over an existing row aborts too.
+
+    SQLite's REPLACE deletes the old row without firing DELETE triggers (unless
+    recursive triggers are on), so a BEFORE INSERT guard refuses the overwrite.
+    """
+    key_match = {
+        "stored_events": "originator_id = NEW.originator_id AND originator_version = NEW.originator_version",
+        COMMANDS_TABLE: "command_id = NEW.command_id",
+    }
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_update BEFORE UPDATE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{REFUSAL.format(op='UPDATE', table=table)}'); END",
+        f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_delete BEFORE DELETE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{REFUSAL.format(op='DELETE', table=table)}'); END",
+        f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_replace BEFORE INSERT ON {table} "
+        f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {key_match[table]}) "
+        f"BEGIN SELECT RAISE(ABORT, '{REFUSAL.format(op='REPLACE', table=table)}'); END",
+    ]
+
+
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    """The library's SQLite recorder, plus append-only triggers and the command log."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        if self.events_table_name != "stored_events":
+            raise ValueError("the ledger keeps its events in 'stored_events'")
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {COMMANDS_TABLE} ("
+            "command_id TEXT PRIMARY KEY, name TEXT NOT NULL, digest TEXT NOT NULL, "
+            "actor_id TEXT NOT NULL, aggregate_id TEXT NOT NULL, events TEXT NOT NULL, "
+            "recorded_at TEXT NOT NULL) WITHOUT ROWID",
+            *_refusing_triggers(self.events_table_name),
+            *_refusing_triggers(COMMANDS_TABLE),
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[Any], **kwargs: Any
+    ) -> Sequence[int] | None:
+        command: CommandRecord | None = kwargs.get("command")
+        if command is not None:
+            c.execute(
+                f"INSERT INTO {COMMANDS_TABLE} ({', '.join(COLUMNS)}) VALUES (?,?,?,?,?,?,?)",
+                command.row(),
+            )
+        return super()._insert_events(c, stored_events, **kwargs)
+
+    def select_command(self, command_id: str) -> CommandRecord | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM {COMMANDS_TABLE} WHERE command_id = ?",
+                (command_id,),
+            )
+            row = c.fetchone()
+        return CommandRecord.from_row(tuple(row)) if row else None
+
+    def positions_of(self, keys: Sequence[EventKey]) -> list[int]:
+        positions = []
+        with self.datastore.transaction(commit=False) as c:
+            for originator_id, version in keys:
+                c.execute(
+                    f"SELECT rowid FROM {self.events_table_name} "
+                    "WHERE originator_id = ? AND originator_version = ?",
+                    (originator_id.hex, version),
+                )
+                positions.append(int(c.fetchone()[0]))
+        return positions
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    """Builds the ledger's SQLite recorder."""
+
+    application_recorder_class = LedgerSQLiteRecorder

@@ -1,0 +1,69 @@
+"""`DUTYLEDGER_DATABASE_URL` → the eventsourcing library's environment."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+from uuid import uuid4
+
+SQLITE_FACTORY = "domain.storage.sqlite:LedgerSQLiteFactory"
+POSTGRES_FACTORY = "domain.storage.postgres:LedgerPostgresFactory"
+
+
+class BadDatabaseUrl(ValueError):
+    """The database URL names no store we know how to open."""
+
+
+def store_env(url: str) -> dict[str, str]:
+    """Library settings for `sqlite:///path` or `postgresql://user:pass@host:port/db?schema=s`."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return _sqlite_env(url)
+    if parts.scheme in ("postgresql", "postgres"):
+        query = parse_qs(parts.query)
+        dbname = unquote(parts.path.lstrip("/"))
+        if not dbname:
+            raise BadDatabaseUrl(f"{_safe(url)} names no database")
+        return {
+            "PERSISTENCE_MODULE": POSTGRES_FACTORY,
+            "POSTGRES_DBNAME": dbname,
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "") or getpass.getuser(),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_SCHEMA": query.get("schema", [""])[0],
+            "POSTGRES_POOL_SIZE": query.get("pool_size", ["5"])[0],
+            "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", ["10"])[0],
+            "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", ["5"])[0],
+            "POSTGRES_LOCK_TIMEOUT": query.get("lock_timeout", ["10"])[0],
+        }
+    raise BadDatabaseUrl(
+        f"unsupported database URL {_safe(url)!r}: use sqlite:///path/to/ledger.sqlite "
+        "or postgresql://user:password@host:port/database"
+    )
+
+
+def _sqlite_env(url: str) -> dict[str, str]:
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+    if not path:
+        raise BadDatabaseUrl(f"{url!r} names no file: use sqlite:///path/to/ledger.sqlite")
+    if path == ":memory:":
+        dbname = f"file:dutyledger-{uuid4().hex}?mode=memory&cache=shared"
+    else:
+        file = Path(path)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        dbname = str(file)
+    return {
+        "PERSISTENCE_MODULE": SQLITE_FACTORY,
+        "SQLITE_DBNAME": dbname,
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, fit for an error message."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

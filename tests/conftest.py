@@ -1,0 +1,101 @@
+"""Fixtures shared by the whole suite: both backends, a controllable clock, a small world.
+
+Every test that takes `database_url` (directly or through `ledger`) runs twice: on a
+fresh SQLite file and on a fresh PostgreSQL schema. Without a PostgreSQL server the
+PostgreSQL half is skipped with the reason shown; when CI=true it fails instead, and
+the session fails if any PostgreSQL test was skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import psycopg
+import pytest
+
+from domain.clock import ManualClock
+from domain.ledger import Ledger
+from tests.support import World, build_world
+
+POSTGRES_URL = os.environ.get("DUTYLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+"""Monday 2 March 2026, 09:00 in Beijing: a working day clear of holidays."""
+
+_postgres_problem: list[str | None] = []
+
+
+def postgres_problem() -> str | None:
+    """Why PostgreSQL cannot be used here, or None when it can (checked once)."""
+    if not _postgres_problem:
+        try:
+            with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+                _postgres_problem.append(None)
+        except psycopg.Error as error:
+            _postgres_problem.append(f"no PostgreSQL at {POSTGRES_URL}: {str(error).strip()}")
+    return _postgres_problem[0]
+
+
+def require_postgres() -> None:
+    problem = postgres_problem()
+    if problem is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {problem}: PostgreSQL tests must run in CI")
+    pytest.skip(problem)
+
+
+@pytest.fixture
+def postgres_schema_url() -> Iterator[str]:
+    """A database URL pointing at a fresh PostgreSQL schema, dropped afterwards."""
+    require_postgres()
+    schema = f"test_{uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{POSTGRES_URL}?schema={schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A fresh, empty store on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/ledger.sqlite"
+    return str(request.getfixturevalue("postgres_schema_url"))
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def ledger(database_url: str, clock: ManualClock) -> Iterator[Ledger]:
+    app = Ledger(database_url, clock=clock)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def world(ledger: Ledger, clock: ManualClock) -> World:
+    """An established ledger with a city, a county, a township and the cadres tests need."""
+    return build_world(ledger, clock)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not IN_CI:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    postgres_skips = [r for r in skipped if "postgres" in getattr(r, "keywords", {})]
+    if postgres_skips:
+        print(f"\nCI=true: {len(postgres_skips)} PostgreSQL test(s) were skipped; failing the run")
+        session.exitstatus = 1
