@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from domain.case import Case, Intake
 from domain.clock import ManualClock
+from domain.errors import LedgerError
+from domain.events import LedgerEvent
 from domain.ids import derived_id
 from domain.ledger import CommandContext, CommandResult, Ledger
-from domain.values import Channel, ReplyOutcome, Role, UnitKind, UnitLevel
+from domain.values import Channel, ReplyOutcome, ReviewLevel, ReviewOutcome, Role, UnitKind, UnitLevel
 
+BEIJING = ZoneInfo("Asia/Shanghai")
 INTAKE = Intake(channel=Channel.VISIT, category="land_compensation")
 
 
@@ -48,7 +54,9 @@ class World:
     def ctx(self, actor: UUID, narrative: str = "recorded in a test", **options: Any) -> CommandContext:
         return CommandContext(actor_id=actor, narrative=narrative, **options)
 
-    def do(self, actor: UUID, command: str, /, narrative: str = "recorded in a test", **kwargs: Any) -> CommandResult:
+    def do(
+        self, actor: UUID, command: str, /, narrative: str = "recorded in a test", **kwargs: Any
+    ) -> CommandResult:
         """Run a ledger command as `actor`; options for the context go in `ctx_options`."""
         options = kwargs.pop("ctx_options", {})
         result: CommandResult = getattr(self.ledger, command)(self.ctx(actor, narrative, **options), **kwargs)
@@ -56,6 +64,30 @@ class World:
 
     def advance(self, **delta: float) -> None:
         self.clock.advance(timedelta(**delta))
+
+    def refuse(self, error: type[LedgerError], actor: UUID, command: str, /, **kwargs: Any) -> LedgerError:
+        """Run a command that must be refused with exactly `error`, and check that nothing was written."""
+        options = kwargs.setdefault("ctx_options", {})
+        command_id = options.setdefault("command_id", f"refused-{uuid4()}")
+        before = self.ledger.recorder.max_notification_id()
+        with pytest.raises(error) as refused:
+            self.do(actor, command, **kwargs)
+        assert type(refused.value) is error, f"expected {error.__name__}, got {type(refused.value).__name__}"
+        assert self.ledger.recorder.max_notification_id() == before, "a refused command wrote events"
+        assert self.ledger.command_log.select_command(command_id) is None, "a refused command was logged"
+        return refused.value
+
+    def advance_to(self, day: date, hour: int = 10, minute: int = 0) -> None:
+        """Move the clock forward to `hour:minute` on `day`, Beijing time."""
+        self.clock.set(datetime.combine(day, time(hour, minute), tzinfo=BEIJING))
+
+    def today(self) -> date:
+        """The clock's date in Beijing."""
+        return self.clock.now().astimezone(BEIJING).date()
+
+    def events(self, aggregate_id: UUID) -> list[LedgerEvent]:
+        """Every stored event of an aggregate, oldest first."""
+        return list(self.ledger.events.get(aggregate_id))
 
     def case(self, case_id: UUID) -> Case:
         """The case as rebuilt from its stored events."""
@@ -77,6 +109,28 @@ class World:
         case_id = self.accepted(**kwargs)
         self.advance(days=3)
         self.do(self.township_clerk, "issue_reply", case_id=case_id, outcome=outcome)
+        return case_id
+
+    def finally_decided(self, **kwargs: Any) -> UUID:
+        """A township case upheld on first review (by the county) and second review (by the city): 终结."""
+        case_id = self.replied(**kwargs)
+        steps = (
+            (self.township_clerk, "request_review", {"level": ReviewLevel.FIRST}),
+            (
+                self.county_head,
+                "decide_review",
+                {"level": ReviewLevel.FIRST, "outcome": ReviewOutcome.UPHELD},
+            ),
+            (self.township_clerk, "request_review", {"level": ReviewLevel.SECOND}),
+            (
+                self.city_leader,
+                "decide_review",
+                {"level": ReviewLevel.SECOND, "outcome": ReviewOutcome.UPHELD},
+            ),
+        )
+        for actor, command, arguments in steps:
+            self.advance(days=1)
+            self.do(actor, command, case_id=case_id, **arguments)
         return case_id
 
 
@@ -120,7 +174,9 @@ def build_world(ledger: Ledger, clock: ManualClock) -> World:
     cadre("city_leader", "丁市长", "city", "市长", is_leader=True)
     cadre("city_clerk", "陈科员", "city_bureau", "科员")
     cadre("city_bureau_head", "陈局长", "city_bureau", "局长", is_principal=True)
-    cadre("reexaminer", "王副局长", "city_bureau", "副局长", is_leader=True, roles=frozenset({Role.REEXAMINER}))
+    cadre(
+        "reexaminer", "王副局长", "city_bureau", "副局长", is_leader=True, roles=frozenset({Role.REEXAMINER})
+    )
     cadre("inspector", "纪检员", "discipline", "监察员", roles=frozenset({Role.INSPECTOR}))
     cadre("county_head", "县委书记", "county", "县委书记", is_principal=True)
     cadre("county_leader", "副县长", "county", "副县长", is_leader=True)

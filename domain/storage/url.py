@@ -24,7 +24,7 @@ def store_env(url: str) -> dict[str, str]:
         query = parse_qs(parts.query)
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:
-            raise BadDatabaseUrl(f"{_safe(url)} names no database")
+            raise BadDatabaseUrl(f"{redacted(url)} names no database")
         return {
             "PERSISTENCE_MODULE": POSTGRES_FACTORY,
             "POSTGRES_DBNAME": dbname,
@@ -39,7 +39,7 @@ def store_env(url: str) -> dict[str, str]:
             "POSTGRES_LOCK_TIMEOUT": query.get("lock_timeout", ["10"])[0],
         }
     raise BadDatabaseUrl(
-        f"unsupported database URL {_safe(url)!r}: use sqlite:///path/to/ledger.sqlite "
+        f"unsupported database URL {redacted(url)!r}: use sqlite:///path/to/ledger.sqlite "
         "or postgresql://user:password@host:port/database"
     )
 
@@ -61,8 +61,8 @@ def _sqlite_env(url: str) -> dict[str, str]:
     }
 
 
-def _safe(url: str) -> str:
-    """The URL without its password, fit for an error message."""
+def redacted(url: str) -> str:
+    """The URL without its password, fit for messages and logs."""
     parts = urlsplit(url)
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@")

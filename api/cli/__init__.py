@@ -1,0 +1,52 @@
+"""The `dutyledger` command line: every command honours DUTYLEDGER_DATABASE_URL."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer._click.exceptions import NoArgsIsHelpError
+
+from api.cli import cases, events, ledger, serve
+from domain.errors import LedgerError
+from domain.storage.url import BadDatabaseUrl
+
+app = typer.Typer(
+    name="dutyledger",
+    help="Duty Ledger: an accountability ledger for petition casework (信访).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("init")(ledger.init)
+app.command("demo")(ledger.demo)
+app.command("serve")(serve.serve)
+app.add_typer(cases.app, name="case")
+app.add_typer(events.app, name="events")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every failure is one line on stderr and a non-zero exit status."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="dutyledger", standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        _fail("aborted", 130)
+    except NoArgsIsHelpError as shown:
+        print(shown.format_message())
+        sys.exit(0)
+    except typer.TyperException as error:
+        context = getattr(error, "ctx", None)
+        hint = f" (see: {context.command_path} --help)" if context else ""
+        _fail(f"{error.format_message()}{hint}", getattr(error, "exit_code", 2))
+    except BadDatabaseUrl as error:
+        _fail(str(error), 2)
+    except LedgerError as error:
+        _fail(f"{error.title}: {error.detail}", 1)
+
+
+def _fail(message: str, status: int) -> None:
+    print(f"dutyledger: error: {message}", file=sys.stderr)
+    sys.exit(status)

@@ -1,0 +1,37 @@
+"""What the CLI commands share: opening the ledger named by the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+import typer
+
+from api.settings import get_settings
+from domain.clock import Clock
+from domain.ledger import Ledger
+
+DatabaseUrlOption = typer.Option(
+    None,
+    "--database-url",
+    help="Store to use; defaults to DUTYLEDGER_DATABASE_URL, else sqlite:///./var/ledger.sqlite.",
+    show_default=False,
+)
+
+
+@contextmanager
+def open_ledger(database_url: str | None, clock: Clock | None = None) -> Iterator[Ledger]:
+    """The ledger at `database_url` (or the configured one), closed afterwards."""
+    ledger = Ledger(database_url or get_settings().database_url, clock=clock)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def parse_id(text: str, what: str = "id") -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a {what} (a UUID)") from None

@@ -1,0 +1,70 @@
+"""`dutyledger init` and `dutyledger demo`: create the store, found the ledger, load the demo."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import typer
+
+from api.cli.common import DatabaseUrlOption, open_ledger, parse_id
+from api.cli.render import print_case_summaries
+from domain.demo import demo_clock, load_demo
+from domain.ledger import CommandContext
+from domain.storage.url import redacted
+from domain.values import UnitLevel
+
+
+def init(
+    root_unit: str | None = typer.Option(None, help="Found the ledger with this root unit (e.g. 周口市)."),
+    level: UnitLevel = typer.Option(UnitLevel.CITY, help="The root unit's level."),
+    jurisdiction: str = typer.Option("CN", help="The root's deadline-rule jurisdiction (CN, CN-HA, …)."),
+    admin_name: str = typer.Option("管理员", help="Name of the first administrator."),
+    admin_position: str = typer.Option("系统管理员", help="Position of the first administrator."),
+    admin_id: str | None = typer.Option(None, help="Cadre id for the first administrator (default: new)."),
+    database_url: str | None = DatabaseUrlOption,
+) -> None:
+    """Create the event store if absent; with --root-unit, also found the ledger."""
+    with open_ledger(database_url) as ledger:
+        position = ledger.recorder.max_notification_id() or 0
+        typer.echo(f"ledger store ready at {redacted(ledger.database_url)} ({position} events)")
+        if root_unit is None:
+            return
+        admin = parse_id(admin_id, "cadre id") if admin_id else uuid4()
+        result = ledger.establish(
+            CommandContext(actor_id=admin, narrative=f"建立{root_unit}信访责任台账"),
+            root_unit_name=root_unit,
+            root_level=level,
+            jurisdiction=jurisdiction,
+            administrator_name=admin_name,
+            administrator_position=admin_position,
+        )
+        typer.echo(f"founded: root unit {result.aggregate_id}, administrator {admin}")
+
+
+def demo(
+    seed: int = typer.Option(7, help="Same seed, same events."),
+    if_empty: bool = typer.Option(
+        False, "--if-empty", help="Do nothing (successfully) if the ledger has events."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="Do not print the case summaries."),
+    database_url: str | None = DatabaseUrlOption,
+) -> None:
+    """Load the demo data set (a city, two counties, 300+ cases, 2025-2026) into an empty ledger."""
+    clock = demo_clock()
+    with open_ledger(database_url, clock=clock) as ledger:
+        if ledger.recorder.max_notification_id():
+            if if_empty:
+                typer.echo("the ledger already has events; demo not loaded")
+                return
+            raise typer.BadParameter("the demo loads only into an empty ledger", param_hint="--database-url")
+        report = load_demo(ledger, clock, seed=seed)
+        typer.echo(
+            f"demo loaded: {report.commands} commands, {len(report.cases)} cases, "
+            f"{report.meetings} meetings, {report.disputes} disputes ({report.escalated} escalated), {report.inquiries} inquiries, "
+            f"{report.cadres} cadres in {report.units} units; {ledger.recorder.max_notification_id()} events"
+        )
+        if not quiet:
+            print_case_summaries(ledger, limit=25)
+            typer.echo(
+                "(first 25 shown; `dutyledger case list` shows all, `dutyledger case show ID` one in full)"
+            )

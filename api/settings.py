@@ -1,0 +1,25 @@
+"""Configuration: one `Settings` object read from DUTYLEDGER_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/ledger.sqlite"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; every CLI command and the server honour it."""
+
+    model_config = SettingsConfigDict(env_prefix="DUTYLEDGER_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    """`sqlite:///path/to/ledger.sqlite` (default) or `postgresql://user:pass@host:port/db`."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

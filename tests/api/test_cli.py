@@ -1,0 +1,130 @@
+"""The `dutyledger` command line, run as a user would: in a subprocess, configured by environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from domain.clock import ManualClock
+from domain.ledger import Ledger
+from tests.support import World, build_world
+
+
+def dutyledger(*args: str, database_url: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DUTYLEDGER_DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-c", "from api.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def populated(database_url: str, clock: ManualClock) -> World:
+    ledger = Ledger(database_url, clock=clock)
+    world = build_world(ledger, clock)
+    case_id = world.accepted()
+    world.do(
+        world.township_clerk, "record_action", narrative="入户走访，了解诉求", case_id=case_id, kind="visit"
+    )
+    world.units["case"] = case_id
+    ledger.close()
+    return world
+
+
+def test_init_creates_the_store_and_reports_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/new/ledger.sqlite"
+    done = dutyledger("init", database_url=url)
+    assert done.returncode == 0, done.stderr
+    assert "0 events" in done.stdout
+    assert (tmp_path / "new" / "ledger.sqlite").exists()
+
+
+def test_init_with_a_root_unit_founds_the_ledger_once(database_url: str) -> None:
+    first = dutyledger("init", "--root-unit", "周口市", database_url=database_url)
+    assert first.returncode == 0, first.stderr
+    assert "founded" in first.stdout
+    again = dutyledger("init", "--root-unit", "周口市", database_url=database_url)
+    assert again.returncode == 1
+    assert again.stderr.count("\n") == 1
+    assert "already established" in again.stderr
+
+
+def test_case_show_prints_the_full_history_with_names(populated: World, database_url: str) -> None:
+    done = dutyledger("case", "show", str(populated.units["case"]), database_url=database_url)
+    assert done.returncode == 0, done.stderr
+    for event_type in ("Registered", "Accepted", "ActionRecorded"):
+        assert event_type in done.stdout
+    assert "入户走访，了解诉求" in done.stdout
+    assert "信访专干 (汲冢镇)" in done.stdout  # the actor by name, with the unit they served in
+
+
+def test_case_show_accepts_a_unique_prefix(populated: World, database_url: str) -> None:
+    prefix = str(populated.units["case"])[:8]
+    done = dutyledger("case", "show", prefix, database_url=database_url)
+    assert done.returncode == 0, done.stderr
+    assert str(populated.units["case"]) in done.stdout
+
+
+def test_case_list_gives_one_line_per_case_and_totals(populated: World, database_url: str) -> None:
+    done = dutyledger("case", "list", database_url=database_url)
+    assert done.returncode == 0, done.stderr
+    assert "1 cases: 1 accepted" in done.stdout
+
+
+def test_events_tail_prints_the_latest_events_in_order(populated: World, database_url: str) -> None:
+    done = dutyledger("events", "tail", "-n", "3", database_url=database_url)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 3
+    assert "Case.ActionRecorded" in lines[-1]
+    positions = [int(line.split()[0]) for line in lines]
+    assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("nope",),
+        ("case", "show"),
+        ("case", "show", "zz"),
+        ("events", "tail", "-n", "many"),
+        ("case", "list", "--status", "lost"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_a_non_zero_exit(args: tuple[str, ...], tmp_path: Path) -> None:
+    done = dutyledger(*args, database_url=f"sqlite:///{tmp_path}/ledger.sqlite")
+    assert done.returncode != 0
+    assert done.stderr.startswith("dutyledger: error:")
+    assert done.stderr.count("\n") == 1
+
+
+def test_an_unknown_database_url_is_one_line_without_the_password(tmp_path: Path) -> None:
+    done = dutyledger("events", "tail", database_url="mysql://root:secret@localhost/db")
+    assert done.returncode == 2
+    assert "secret" not in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_a_missing_case_is_reported_not_crashed_on(tmp_path: Path) -> None:
+    done = dutyledger(
+        "case", "show", "00000000-0000-0000-0000-000000000000", database_url=f"sqlite:///{tmp_path}/l.sqlite"
+    )
+    assert done.returncode == 2
+    assert "no case" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [(), ("init",), ("demo",), ("case", "show"), ("case", "list"), ("events", "tail"), ("serve",)]
+)
+def test_every_command_has_help(command: tuple[str, ...], tmp_path: Path) -> None:
+    done = dutyledger(*command, "--help", database_url=f"sqlite:///{tmp_path}/l.sqlite")
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout
