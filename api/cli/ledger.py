@@ -60,7 +60,8 @@ def demo(
         report = load_demo(ledger, clock, seed=seed)
         typer.echo(
             f"demo loaded: {report.commands} commands, {len(report.cases)} cases, "
-            f"{report.meetings} meetings, {report.disputes} disputes ({report.escalated} escalated), {report.inquiries} inquiries, "
+            f"{report.meetings} meetings, {report.disputes} disputes ({report.escalated} escalated), "
+            f"{report.inquiries} inquiries, "
             f"{report.cadres} cadres in {report.units} units; {ledger.recorder.max_notification_id()} events"
         )
         if not quiet:
