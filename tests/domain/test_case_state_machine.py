@@ -456,16 +456,16 @@ class CaseMachine(RuleBasedStateMachine):
         elif status in (CaseStatus.REPLIED, CaseStatus.CLOSED):
             outcome = list(ReviewOutcome)[variant % 3]
             if stage is ReviewStage.NONE:
-                steps += [(local, "request_review", {"level": ReviewLevel.FIRST})] * 2
+                steps += [(local, "request_review", {"level": ReviewLevel.FIRST})] * 4
             elif stage is ReviewStage.FIRST_REQUESTED:
                 decide = {"level": ReviewLevel.FIRST, "outcome": outcome}
-                steps += [(setting.above(case.unit_id), "decide_review", decide)] * 3
+                steps += [(setting.above(case.unit_id), "decide_review", decide)] * 4
                 steps.append((local, "hold_hearing", {"days": 2}))
             elif stage is ReviewStage.FIRST_DECIDED:
-                steps += [(local, "request_review", {"level": ReviewLevel.SECOND})] * 2
+                steps += [(local, "request_review", {"level": ReviewLevel.SECOND})] * 4
             elif stage is ReviewStage.SECOND_REQUESTED:
                 decide = {"level": ReviewLevel.SECOND, "outcome": outcome}
-                steps += [(setting.above(case.reviewing_unit_ids[-1]), "decide_review", decide)] * 3
+                steps += [(setting.above(case.reviewing_unit_ids[-1]), "decide_review", decide)] * 4
             if status is CaseStatus.REPLIED:
                 steps.append((local, "close_case", {"closure": list(ClosureKind)[variant % 2]}))
             steps.append((local, "rate_satisfaction", {"rating": list(Satisfaction)[variant % 3]}))

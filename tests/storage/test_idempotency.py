@@ -12,13 +12,12 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from domain.case import Case
 from domain.clock import ManualClock
 from domain.errors import IdempotencyConflict, InvalidArgument, VersionConflict
 from domain.ledger import CommandResult, Ledger
 from domain.storage.commands import CommandRecord
 from tests.storage.raw_db import raw_connection
-from tests.support import World
+from tests.support import INTAKE, World
 
 
 class Counts:
@@ -73,22 +72,16 @@ def test_a_repeated_creation_names_the_same_aggregate_and_creates_it_once(
     petitioner = uuid4()
     before = counts()
     first = world.do(
-        world.township_clerk, "register_case", intake=Case_intake(), petitioner_id=petitioner, **ctx("reg-1")
+        world.township_clerk, "register_case", intake=INTAKE, petitioner_id=petitioner, **ctx("reg-1")
     )
     second = world.do(
-        world.township_clerk, "register_case", intake=Case_intake(), petitioner_id=petitioner, **ctx("reg-1")
+        world.township_clerk, "register_case", intake=INTAKE, petitioner_id=petitioner, **ctx("reg-1")
     )
     assert second.replayed
     assert second.aggregate_id == first.aggregate_id
     assert second.positions == first.positions
     assert counts() == (before[0] + 1, before[1] + 1)
     assert world.case(first.aggregate_id).version == 1
-
-
-def Case_intake() -> Any:  # noqa: N802 (reads like the value it builds)
-    from tests.support import INTAKE
-
-    return INTAKE
 
 
 def test_a_retried_command_that_would_now_be_refused_is_answered_with_its_first_result(
@@ -280,7 +273,7 @@ def test_concurrent_duplicates_of_a_registration_create_one_case(world: World, c
         lambda _: world.do(
             world.township_clerk,
             "register_case",
-            intake=Case_intake(),
+            intake=INTAKE,
             petitioner_id=petitioner,
             **ctx("twin-reg"),
         ),
