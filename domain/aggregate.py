@@ -35,10 +35,13 @@ class LedgerAggregate(BaseAggregate[UUID]):
         so copying each container one level deep is a full copy, at a fraction of
         `copy.deepcopy`'s cost.
         """
+        state = self.__dict__.copy()
+        for name, value in state.items():
+            if type(value) in _CONTAINERS:
+                state[name] = value.copy()
+        state["_pending_events"] = []
         twin = object.__new__(type(self))
-        for name, value in self.__dict__.items():
-            twin.__dict__[name] = value.copy() if isinstance(value, list | dict | set) else value
-        twin.__dict__["_pending_events"] = []
+        twin.__dict__ = state
         return twin
 
     def refuse(self, action: str, status: object) -> InvalidTransition:
@@ -82,6 +85,9 @@ class LedgerAggregate(BaseAggregate[UUID]):
 
     def corrected(self, event_name: str, changes: Mapping[str, Any]) -> None:
         """Amend current state after a correction of `event_name`; by default nothing to amend."""
+
+
+_CONTAINERS = frozenset({list, dict, set})
 
 
 class CorrectedEvent(LedgerEvent):

@@ -601,9 +601,9 @@ class Case(LedgerAggregate):
             raise InvalidArgument("this cadre already handles the case")
         self.trigger_event(self.HandlerAssigned, **stamp.fields(), handler_id=handler.cadre_id)
 
-    def study_at_meeting(self, stamp: Stamp, meeting_id: UUID, due: date) -> None:
+    def study_at_meeting(self, stamp: Stamp, meeting_id: UUID, due: date, deadlines: Deadlines) -> None:
         self._check_status("study", OPEN)
-        if due < stamp.occurred_at.date():
+        if due < deadlines.local_date(stamp.occurred_at):
             raise InvalidTime("a meeting's deadline cannot be before the meeting")
         self.trigger_event(self.StudiedAtMeeting, **stamp.fields(), meeting_id=meeting_id, due=due)
 

@@ -85,3 +85,18 @@ class FollowingCache:
     def _forget(self, aggregate_id: UUID) -> None:
         with suppress(KeyError):
             self._entries.get(aggregate_id, evict=True)
+
+
+class StripedLocks:
+    """Serialises commands on the same aggregate within this process, so they queue instead of colliding.
+
+    A command locks only the aggregate it is addressed to (one stripe), so two commands
+    can never wait on each other in a cycle. Commands from other processes still collide
+    in the database, and are retried.
+    """
+
+    def __init__(self, stripes: int = 256) -> None:
+        self._locks = [Lock() for _ in range(stripes)]
+
+    def for_aggregate(self, aggregate_id: UUID) -> Lock:
+        return self._locks[aggregate_id.int % len(self._locks)]

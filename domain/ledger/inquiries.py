@@ -9,7 +9,7 @@ from domain.errors import InvalidArgument, NotAllowed
 from domain.inquiry import Inquiry
 from domain.ledger.core import LedgerCore, command
 from domain.ledger.work import Work
-from domain.registry import Unit
+from domain.registry import Cadre, Unit
 from domain.values import EventRef, Obligation, Role, SanctionKind
 
 
@@ -31,7 +31,7 @@ class InquiryCommands(LedgerCore):
             assert case.unit_id is not None
             self._check_covered(work, case.unit_id)
         for cadre_id in cadre_ids:
-            self._check_covered(work, work.resolve_cadre(cadre_id, at=work.occurred_at).unit_id)
+            self._check_covered(work, self._last_unit(work, cadre_id))
         inquiry = Inquiry.open(work.stamp, work.new_id("inquiry", inquiry_id), case_ids, cadre_ids)
         return work.create(inquiry).id
 
@@ -48,6 +48,9 @@ class InquiryCommands(LedgerCore):
         """Record which obligation a cadre breached, citing the events that prove it."""
         work.actor.require(Role.INSPECTOR, "record findings")
         inquiry = work.target(Inquiry, inquiry_id)
+        work.peek(Cadre, cadre_id)
+        if case_id is not None:
+            work.peek(Case, case_id)
         for ref in proof:
             self._check_exists(ref)
         inquiry.record_finding(work.stamp, cadre_id, obligation, case_id, proof)
@@ -72,6 +75,13 @@ class InquiryCommands(LedgerCore):
     def _check_exists(self, ref: EventRef) -> None:
         if not self.recorder.select_events(ref.aggregate_id, gt=ref.version - 1, lte=ref.version):
             raise InvalidArgument(f"no event {ref.aggregate_id} v{ref.version} to cite")
+
+    @staticmethod
+    def _last_unit(work: Work, cadre_id: UUID) -> UUID:
+        """Where the cadre served at occurred_at, or last served if they have since left service."""
+        cadre = work.peek(Cadre, cadre_id)
+        posting = cadre.posting_at(work.occurred_at) or cadre.posting
+        return posting.unit_id
 
     @staticmethod
     def _check_covered(work: Work, unit_id: UUID) -> None:

@@ -73,7 +73,7 @@ class MeetingCommands(LedgerCore):
         if meeting_unit.id not in person.unit.path:
             raise NotAllowed("the responsible unit must lie within the meeting's territory")
         meeting.study_case(work.stamp, case.id, leader.id, person.unit_id, person.id, due)
-        case.study_at_meeting(work.stamp, meeting.id, due)
+        case.study_at_meeting(work.stamp, meeting.id, due, work.case_deadlines(case))
         if case.owning_leader_id != leader.id:
             case.appoint_owning_leader(
                 work.stamp,

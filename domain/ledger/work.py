@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from threading import Lock
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID, uuid5
@@ -87,7 +88,12 @@ class Work:
         self.ledger = ledger
         self.ctx = ctx
         self.command_id = command_id
-        self.now = ledger.clock.now()
+        self._held: Lock | None = None
+
+    def start(self) -> None:
+        """Read the clock and check the context: the command's business time and narrative."""
+        ctx = self.ctx
+        self.now = self.ledger.clock.now()
         occurred_at = ctx.occurred_at or self.now
         if occurred_at.tzinfo is None:
             raise InvalidArgument("occurred_at must carry a time zone offset")
@@ -101,6 +107,21 @@ class Work:
         self._actor: Actor | None = None
         self._stamp: Stamp | None = None
 
+    def _after_waiting(self) -> None:
+        """Another command on the aggregate just finished: see its effects, and record after it."""
+        self.ledger.cache.refresh()
+        self.now = max(self.now, self.ledger.clock.now())
+        if self.ctx.occurred_at is None:
+            self.occurred_at = self.now
+        self._actor = None
+        self._stamp = None
+
+    def release(self) -> None:
+        """Let the next command on the target aggregate proceed."""
+        if self._held is not None:
+            self._held.release()
+            self._held = None
+
     # --- loading ------------------------------------------------------------------
 
     def get(self, cls: type[A], aggregate_id: UUID) -> A:
@@ -112,7 +133,15 @@ class Work:
         return self._typed(cls, tracked, aggregate_id)
 
     def target(self, cls: type[A], aggregate_id: UUID) -> A:
-        """Load the aggregate the command is addressed to, checking the caller's expected version."""
+        """Load the aggregate the command is addressed to, checking the caller's expected version.
+
+        Other commands of this process on the same aggregate wait until this one is saved.
+        """
+        if self._held is None:
+            self._held = self.ledger.aggregate_locks.for_aggregate(aggregate_id)
+            if not self._held.acquire(blocking=False):
+                self._held.acquire()
+                self._after_waiting()
         aggregate = self.get(cls, aggregate_id)
         expected = self.ctx.expected_version
         if expected is not None and aggregate.version != expected:

@@ -13,6 +13,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey
 
+EVENTS_TABLE = "stored_events"
 COMMANDS_TABLE = "command_log"
 REFUSE_FUNCTION = "dutyledger_refuse_change"
 
@@ -98,3 +99,10 @@ class LedgerPostgresFactory(PostgresFactory):
     """Builds the ledger's PostgreSQL recorder."""
 
     application_recorder_class = LedgerPostgresRecorder
+
+    def application_recorder(self) -> LedgerPostgresRecorder:
+        """The recorder on `stored_events`, as on SQLite (the library would name it after the app)."""
+        recorder = LedgerPostgresRecorder(self.datastore, events_table_name=EVENTS_TABLE)
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from threading import Lock
 from typing import Any
 
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteFactory
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore, SQLiteFactory
 
 from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey
 
@@ -35,6 +37,30 @@ def _refusing_triggers(table: str) -> list[str]:
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     """The library's SQLite recorder, plus append-only triggers and the command log."""
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name)
+        self._probe: sqlite3.Connection | None = None
+        self._probe_lock = Lock()
+
+    def max_notification_id(self) -> int:
+        """The latest log position, asked on a connection of its own: no pool, no explicit transaction.
+
+        The ledger asks this before every command, so it must cost microseconds.
+        """
+        with self._probe_lock:
+            if self._probe is None:
+                self._probe = sqlite3.connect(
+                    self.datastore.pool.db_name, uri=True, check_same_thread=False, isolation_level=None
+                )
+            row = self._probe.execute(self.select_max_notification_id_statement).fetchone()
+        return int(row[0] or 0)
+
+    def close_probe(self) -> None:
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
 
     def construct_create_table_statements(self) -> list[str]:
         if self.events_table_name != "stored_events":
@@ -86,3 +112,18 @@ class LedgerSQLiteFactory(SQLiteFactory):
     """Builds the ledger's SQLite recorder."""
 
     application_recorder_class = LedgerSQLiteRecorder
+
+    def close(self) -> None:
+        for recorder in self.recorders:
+            recorder.close_probe()
+        super().close()
+
+    def application_recorder(self) -> LedgerSQLiteRecorder:  # type: ignore[override]
+        recorder = super().application_recorder()
+        assert isinstance(recorder, LedgerSQLiteRecorder)
+        self.recorders.append(recorder)
+        return recorder
+
+    @property
+    def recorders(self) -> list[LedgerSQLiteRecorder]:
+        return self.__dict__.setdefault("_recorders", [])

@@ -17,6 +17,15 @@ class BadDatabaseUrl(ValueError):
 
 def store_env(url: str) -> dict[str, str]:
     """Library settings for `sqlite:///path` or `postgresql://user:pass@host:port/db?schema=s`."""
+    try:
+        return _store_env(url)
+    except ValueError as error:
+        if isinstance(error, BadDatabaseUrl):
+            raise
+        raise BadDatabaseUrl(f"malformed database URL {redacted(url)!r}: {error}") from None
+
+
+def _store_env(url: str) -> dict[str, str]:
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         return _sqlite_env(url)
@@ -63,7 +72,9 @@ def _sqlite_env(url: str) -> dict[str, str]:
 
 def redacted(url: str) -> str:
     """The URL without its password, fit for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+    scheme, separator, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not separator or not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"

@@ -17,8 +17,6 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from domain.ledger import Ledger
-
 RawError = (sqlite3.DatabaseError, psycopg.Error)
 """What either driver raises when the database refuses a statement."""
 
@@ -32,8 +30,8 @@ class RawConnection:
 
     @property
     def events_table(self) -> str:
-        """`stored_events` on SQLite; PostgreSQL's recorder names it after the application."""
-        return "stored_events" if self.backend == "sqlite" else f"{Ledger.name.lower()}_events"
+        """`stored_events`, on both backends."""
+        return "stored_events"
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement (`?` placeholders on SQLite, `%s` on PostgreSQL); return any rows.

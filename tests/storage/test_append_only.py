@@ -1,7 +1,6 @@
 """The store refuses to change or remove what was recorded, even to SQL run behind the ledger's back.
 
-Statements are written with `{events}` for the stored events table: `stored_events` on
-SQLite, `dutyledger_events` on PostgreSQL (the library names it after the application).
+Statements are written with `{events}` for the stored events table (`stored_events`).
 """
 
 from __future__ import annotations

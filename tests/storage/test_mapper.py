@@ -98,7 +98,9 @@ def full_lifecycle(world: World) -> UUID:
         (world.handler, "answer_supervision", {"order_no": 1}),
     ]
     case_id = world.register(world.county_clerk, intake=intake)
-    meeting_id = world.do(world.township_head, "convene_meeting", unit_id=world.township, chair_id=world.township_head)
+    meeting_id = world.do(
+        world.township_head, "convene_meeting", unit_id=world.township, chair_id=world.township_head
+    )
     for number, (actor, command, kwargs) in enumerate(steps):
         world.advance(hours=5)
         world.do(actor, command, case_id=case_id, **kwargs)
@@ -113,7 +115,9 @@ def full_lifecycle(world: World) -> UUID:
                 responsible_cadre_id=world.handler,
                 due=date(2026, 4, 30),
             )
-    action_version = next(e.originator_version for e in world.events(case_id) if type(e).__name__ == "ActionRecorded")
+    action_version = next(
+        e.originator_version for e in world.events(case_id) if type(e).__name__ == "ActionRecorded"
+    )
     world.do(
         world.handler,
         "correct_record",
@@ -132,11 +136,15 @@ def test_every_event_of_a_full_case_lifecycle_comes_back_from_the_store_equal(re
     case_id = full_lifecycle(recording)
     case_kinds = {type(e) for e in originals(recording) if isinstance(e, Case.Event)}
     all_case_kinds = {v for k, v in vars(Case).items() if isinstance(v, type) and issubclass(v, LedgerEvent)}
-    assert case_kinds == all_case_kinds - {Case.Event}, "the lifecycle should produce every kind of case event"
+    assert case_kinds == all_case_kinds - {Case.Event}, (
+        "the lifecycle should produce every kind of case event"
+    )
     stored = {(e.originator_id, e.originator_version): e for e in recording.ledger.events.get(case_id)}
     assert len(stored) == recording.case(case_id).version
     for original in originals(recording):
-        back = next(iter(recording.ledger.events.get(original.originator_id, gt=original.originator_version - 1)))
+        back = next(
+            iter(recording.ledger.events.get(original.originator_id, gt=original.originator_version - 1))
+        )
         assert type(back) is type(original)
         assert back.model_dump() == original.model_dump(), type(original).__name__
         assert back == original
@@ -202,7 +210,10 @@ def mapper() -> PydanticMapper:
 
 def stored(state: dict[str, Any], originator_id: UUID) -> StoredEvent:
     return StoredEvent(
-        originator_id=originator_id, originator_version=7, topic=get_topic(NoteWritten), state=orjson.dumps(state)
+        originator_id=originator_id,
+        originator_version=7,
+        topic=get_topic(NoteWritten),
+        state=orjson.dumps(state),
     )
 
 

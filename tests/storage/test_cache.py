@@ -1,0 +1,132 @@
+"""Ledgers sharing a store (threads, processes, replicas) see each other's changes on their next command.
+
+Each `Ledger` keeps aggregates in memory between commands and follows the notification
+log to forget what changed elsewhere. Here ledger A is the world's ledger and ledger B
+a second instance on the same database; every test first warms A's cache with what B
+is about to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+
+from domain.clock import ManualClock
+from domain.errors import NotActive, RoleRequired, VersionConflict
+from domain.ledger import Ledger
+from domain.registry import Unit
+from domain.rules import RuleSet
+from domain.rules.defaults import packaged_rule_sets
+from tests.support import World
+
+
+@pytest.fixture
+def other(world: World, database_url: str, clock: ManualClock) -> Iterator[Ledger]:
+    app = Ledger(database_url, clock=clock)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def test_a_transfer_made_through_one_ledger_stamps_the_next_event_recorded_through_the_other(
+    world: World, other: Ledger
+) -> None:
+    case_id = world.accepted()
+    world.do(world.handler, "record_action", case_id=case_id, kind="visit")  # A caches the handler
+    world.advance(hours=1)
+    other.transfer_cadre(
+        world.ctx(world.admin), cadre_id=world.handler, unit_id=world.county_dept, position="科员"
+    )
+    world.advance(hours=1)
+    world.do(world.handler, "record_action", case_id=case_id, kind="talk")
+    first, second = [e for e in world.events(case_id) if type(e).__name__ == "ActionRecorded"]
+    assert first.actor_unit_id == world.township
+    assert second.actor_unit_id == world.county_dept
+
+
+def test_an_expected_version_taken_from_the_other_ledger_is_accepted(world: World, other: Ledger) -> None:
+    case_id = world.accepted()
+    world.do(world.township_clerk, "record_action", case_id=case_id, kind="visit")  # A caches the case at v3
+    through_other = other.record_action(world.ctx(world.handler), case_id=case_id, kind="talk")
+    assert through_other.version == 4
+    result = world.do(
+        world.township_clerk,
+        "record_action",
+        case_id=case_id,
+        kind="coordination",
+        ctx_options={"expected_version": through_other.version},
+    )
+    assert result.version == 5
+    with pytest.raises(VersionConflict):
+        other.record_action(world.ctx(world.handler, expected_version=4), case_id=case_id, kind="visit")
+
+
+def test_changes_flow_both_ways_between_two_ledgers(world: World, other: Ledger) -> None:
+    case_id = world.accepted()
+    other.record_action(world.ctx(world.handler), case_id=case_id, kind="visit")  # B caches the case
+    for turn in range(3):
+        world.do(world.township_clerk, "record_action", case_id=case_id, kind="talk")
+        result = other.record_action(world.ctx(world.handler), case_id=case_id, kind="visit")
+        assert result.version == 5 + 2 * turn
+    assert world.case(case_id).action_count == 7
+
+
+def test_a_retirement_made_through_the_other_ledger_stops_the_cadre_at_once(
+    world: World, other: Ledger
+) -> None:
+    case_id = world.accepted()
+    world.do(world.handler, "record_action", case_id=case_id, kind="visit")
+    world.advance(hours=1)
+    other.retire_cadre(world.ctx(world.admin), cadre_id=world.handler)
+    world.advance(hours=1)
+    with pytest.raises(NotActive):
+        world.do(world.handler, "record_action", case_id=case_id, kind="visit")
+
+
+def test_a_new_unit_head_appointed_through_the_other_ledger_may_approve_extensions(
+    world: World, other: Ledger
+) -> None:
+    case_id = world.accepted()
+    township: Unit = world.ledger.repository.get(world.township)
+    assert township.head_id == world.township_head
+    world.advance(hours=1)
+    other.transfer_cadre(
+        world.ctx(world.admin), cadre_id=world.township_head, unit_id=world.county, position="副县长"
+    )
+    other.transfer_cadre(
+        world.ctx(world.admin),
+        cadre_id=world.township_leader,
+        unit_id=world.township,
+        position="党委书记",
+        is_principal=True,
+    )
+    world.advance(hours=1)
+    with pytest.raises(RoleRequired):
+        world.do(world.township_head, "extend_deadline", case_id=case_id, days=10)
+    world.do(world.township_leader, "extend_deadline", case_id=case_id, days=10)
+
+
+def test_rules_published_through_the_other_ledger_apply_to_the_next_acceptance(
+    world: World, other: Ledger
+) -> None:
+    world.accepted()  # A caches the rule book
+    national = next(r for r in packaged_rule_sets() if r.jurisdiction == "CN")
+    version_2: RuleSet = national.model_copy(update={"version": 2, "effective_from": date(2026, 3, 1)})
+    other.publish_rule_set(world.ctx(world.admin), rule_set=version_2)
+    case_id = world.accepted()
+    accepted = next(e for e in world.events(case_id) if type(e).__name__ == "Accepted")
+    assert str(accepted.rules) == "CN@2"  # type: ignore[attr-defined]
+
+
+def test_a_command_id_used_through_one_ledger_is_replayed_by_the_other(world: World, other: Ledger) -> None:
+    case_id = world.accepted()
+    first = world.do(
+        world.handler, "record_action", case_id=case_id, kind="visit", ctx_options={"command_id": "x"}
+    )
+    again = other.record_action(world.ctx(world.handler, command_id="x"), case_id=case_id, kind="visit")
+    assert again.replayed
+    assert again.positions == first.positions
+    assert world.case(case_id).action_count == 1
