@@ -133,8 +133,7 @@ def print_case(ledger: Ledger, case_id: UUID) -> None:
     )
     echo(
         f"  received      {local(case.registered_at)} by {names(case.first_receiver_id)} "
-        f"via {intake.channel.value}"
-        + (f" ({intake.reception.value} reception)" if intake.reception else "")
+        f"via {intake.channel.value}" + (f" ({intake.reception.value} reception)" if intake.reception else "")
     )
     echo(f"  matter        {intake.category}; {_campaign(case)}; petitioners: {intake.headcount}")
     echo(

@@ -169,7 +169,7 @@ class LedgerCore(Application[UUID]):
             finally:
                 work.release()
             # Another process wrote the same aggregate: wait a random while, then retry from a fresh load.
-            time.sleep(random.uniform(0, BACKOFF * 2 ** (attempt - 1)))  # noqa: S311 (jitter, not a secret)
+            time.sleep(random.uniform(0, BACKOFF * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from threading import Lock
 from datetime import datetime, timedelta
+from threading import Lock
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID, uuid5
 

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from threading import Lock
 from typing import Any
 
+from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore, SQLiteFactory
+from eventsourcing.utils import Environment, EnvType
 
 from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey
 
@@ -109,21 +111,21 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
 
 class LedgerSQLiteFactory(SQLiteFactory):
-    """Builds the ledger's SQLite recorder."""
+    """Builds the ledger's SQLite recorder, and closes its probe connection with the store."""
 
     application_recorder_class = LedgerSQLiteRecorder
 
-    def close(self) -> None:
-        for recorder in self.recorders:
-            recorder.close_probe()
-        super().close()
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        self._recorders: list[LedgerSQLiteRecorder] = []
 
-    def application_recorder(self) -> LedgerSQLiteRecorder:  # type: ignore[override]
+    def application_recorder(self) -> ApplicationRecorder:
         recorder = super().application_recorder()
-        assert isinstance(recorder, LedgerSQLiteRecorder)
-        self.recorders.append(recorder)
+        if isinstance(recorder, LedgerSQLiteRecorder):
+            self._recorders.append(recorder)
         return recorder
 
-    @property
-    def recorders(self) -> list[LedgerSQLiteRecorder]:
-        return self.__dict__.setdefault("_recorders", [])
+    def close(self) -> None:
+        for recorder in self._recorders:
+            recorder.close_probe()
+        super().close()
