@@ -8,13 +8,14 @@ today's validation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self, cast
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Self, cast
 from uuid import UUID
 
 from eventsourcing.domain import BaseAggregate, CanMutateAggregate
 from pydantic import JsonValue, TypeAdapter
 
-from domain.errors import InvalidArgument, InvalidTransition
+from domain.errors import InvalidArgument, InvalidTime, InvalidTransition
 from domain.events import LedgerEvent, Stamp
 
 
@@ -70,11 +71,14 @@ class LedgerAggregate(BaseAggregate[UUID]):
         event_class = cast(type[LedgerEvent], getattr(type(self), event_name))
         checked: dict[str, JsonValue] = {}
         for name, value in changes.items():
-            adapter: TypeAdapter[Any] = TypeAdapter(event_class.model_fields[name].annotation or Any)
+            adapter = _field_adapter(event_class, name)
             try:
-                checked[name] = adapter.dump_python(adapter.validate_python(value), mode="json")
+                valid = adapter.validate_python(value)
             except ValueError as error:
                 raise InvalidArgument(f"{name}: {error}") from None
+            if isinstance(valid, datetime) and (valid.tzinfo is None or valid > stamp.recorded_at):
+                raise InvalidTime(f"{name} must be a past moment with a time zone offset")
+            checked[name] = adapter.dump_python(valid, mode="json")
         self.trigger_event(
             getattr(type(self), "Corrected"),  # noqa: B009 (defined on each subclass)
             **stamp.fields(),
@@ -88,6 +92,15 @@ class LedgerAggregate(BaseAggregate[UUID]):
 
 
 _CONTAINERS = frozenset({list, dict, set})
+
+
+def _field_adapter(event_class: type[LedgerEvent], name: str) -> TypeAdapter[Any]:
+    """Validates a value exactly as the event's field does, constraints included."""
+    field = event_class.model_fields[name]
+    annotation: Any = field.annotation or Any
+    if field.metadata:
+        annotation = Annotated[annotation, *field.metadata]
+    return TypeAdapter(annotation)
 
 
 class CorrectedEvent(LedgerEvent):

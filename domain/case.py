@@ -42,6 +42,7 @@ from domain.values import (
     ReviewOutcome,
     Satisfaction,
     ShortText,
+    Slug,
     Source,
     Value,
 )
@@ -83,6 +84,7 @@ class SupervisionOrder(Value):
 
     order_no: int
     issued_by: UUID
+    issued_by_unit: UUID
     issued_at: datetime
     due: date | None
     answered_at: datetime | None = None
@@ -261,7 +263,7 @@ class Case(LedgerAggregate):
         """A cadre recorded a handling action: a visit, talk, coordination, mediation, aid…"""
 
         TOPIC: ClassVar[str] = "dutyledger:Case.ActionRecorded"
-        kind: str
+        kind: Slug
 
         def apply(self, case: Case) -> None:
             case.action_count += 1
@@ -408,6 +410,7 @@ class Case(LedgerAggregate):
             case.supervision[self.order_no] = SupervisionOrder(
                 order_no=self.order_no,
                 issued_by=self.actor_id,
+                issued_by_unit=self.actor_unit_id,
                 issued_at=self.occurred_at,
                 due=self.due,
             )
@@ -703,8 +706,7 @@ class Case(LedgerAggregate):
         reviewing_unit_id: UUID,
         deadlines: Deadlines,
     ) -> None:
-        if self.review_stage is not _REQUESTED[level]:
-            raise InvalidTransition(f"no {level} review is pending", review_stage=str(self.review_stage))
+        self.require_pending_review(level)
         self._check_transition_time(stamp)
         next_window = None
         if level is ReviewLevel.FIRST and outcome is not ReviewOutcome.OVERTURNED:
@@ -774,10 +776,16 @@ class Case(LedgerAggregate):
             raise InvalidArgument(f"there is no supervision order {order_no} on this case")
         if order.answered_at is not None:
             raise InvalidTransition(f"supervision order {order_no} was already answered")
+        if stamp.actor_unit_id == order.issued_by_unit:
+            raise InvalidArgument("a supervision order is answered by the supervised unit, not by its issuer")
         self._check_time(stamp, order.issued_at, "the supervision order")
         self.trigger_event(self.SupervisionAnswered, **stamp.fields(), order_no=order_no)
 
     # --- facts for the ledger --------------------------------------------------------
+
+    def require_pending_review(self, level: ReviewLevel) -> None:
+        if self.review_stage is not _REQUESTED[level]:
+            raise InvalidTransition(f"no {level} review is pending", review_stage=str(self.review_stage))
 
     @property
     def is_final(self) -> bool:

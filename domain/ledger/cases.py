@@ -6,7 +6,7 @@ from datetime import date
 from uuid import UUID
 
 from domain.case import Appointee, Case, Intake
-from domain.errors import InvalidArgument, NotAllowed, RoleRequired
+from domain.errors import ConflictOfInterest, InvalidArgument, NotAllowed, RoleRequired
 from domain.ledger.core import LedgerCore, command
 from domain.ledger.work import Work
 from domain.registry import Cadre, Unit
@@ -165,6 +165,7 @@ class CaseCommands(LedgerCore):
     def decide_review(self, work: Work, case_id: UUID, level: ReviewLevel, outcome: ReviewOutcome) -> UUID:
         """Decide a pending review; the reviewing body sits above the body whose decision it reviews."""
         case = self._case(work, case_id)
+        case.require_pending_review(level)
         assert case.unit_id is not None
         below = case.unit_id if level is ReviewLevel.FIRST else case.reviewing_unit_ids[-1]
         if work.actor.scope.id not in work.peek(Unit, below).ancestors:
@@ -256,8 +257,14 @@ class CaseCommands(LedgerCore):
 
     @staticmethod
     def _case(work: Work, case_id: UUID) -> Case:
+        """The case, if the actor may act on it: in their jurisdiction, and not accused in it."""
         case = work.target(Case, case_id)
         work.check_jurisdiction(case)
+        if case.is_accused(work.actor.id, work.actor.unit_id):
+            raise ConflictOfInterest(
+                "an accused cadre, or a cadre of an accused unit, cannot act on the case against them "
+                "(Art. 28)"
+            )
         return case
 
     @staticmethod

@@ -315,3 +315,10 @@ def test_a_declined_case_cannot_be_accepted(world: World) -> None:
     case_id = world.register()
     world.do(world.township_clerk, "decline_case", case_id=case_id, reason=DeclineReason.NOT_COMPETENT)
     refused(world, InvalidTransition, "accept_case", case_id)
+
+
+def test_an_accused_unit_cannot_decline_the_case_against_it(world: World) -> None:
+    case_id = world.register(accused_unit_ids=frozenset({world.township}))
+    refused(
+        world, ConflictOfInterest, "decline_case", case_id, reason=DeclineReason.OTHER, by=world.township_head
+    )

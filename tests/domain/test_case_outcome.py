@@ -208,9 +208,10 @@ def test_the_body_that_decided_the_first_review_cannot_decide_the_second(world: 
     refused(world, NotAllowed, "decide_review", case_id, level=SECOND, outcome=UPHELD, by=world.county_head)
 
 
-def test_a_review_cannot_be_decided_when_none_is_pending(world: World) -> None:
-    case_id, by = world.replied(), world.county_head
-    refused(world, InvalidTransition, "decide_review", case_id, level=FIRST, outcome=UPHELD, by=by)
+@pytest.mark.parametrize("level", [FIRST, SECOND])
+def test_a_review_cannot_be_decided_when_none_is_pending(world: World, level: ReviewLevel) -> None:
+    case_id, by = world.replied(), world.city_leader
+    refused(world, InvalidTransition, "decide_review", case_id, level=level, outcome=UPHELD, by=by)
 
 
 def test_an_overturned_first_review_sends_the_case_back_with_a_new_reply_due(world: World) -> None:

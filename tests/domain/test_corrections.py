@@ -6,7 +6,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.case import Case
+from domain.case import Case, Intake
 from domain.errors import InvalidArgument, InvalidTime, NotAllowed, PersonalDataInText
 from domain.values import BureauLevel, Channel
 from tests.support import INTAKE, World
@@ -61,7 +61,7 @@ def test_a_correction_is_a_new_event_citing_the_corrected_version(world: World) 
     assert (corrected.corrects, corrected.corrected_event) == (1, "Registered")
     assert corrected.narrative == "the petition came by letter, not in person"
     assert corrected.actor_id == world.township_clerk
-    assert corrected.changes["intake"]["channel"] == "letter"  # type: ignore[index,call-overload]
+    assert Intake.model_validate(corrected.changes["intake"]).channel is Channel.LETTER
 
 
 def test_a_corrected_intake_is_the_intake_of_the_rebuilt_case(world: World) -> None:
@@ -73,17 +73,17 @@ def test_a_corrected_intake_is_the_intake_of_the_rebuilt_case(world: World) -> N
 
 def test_the_corrected_event_is_unchanged_in_the_store(world: World) -> None:
     case_id, version = with_action(world)
-    registered_before, action_before = (
-        stored_record(world, case_id, 1),
-        stored_record(world, case_id, version),
-    )
+    registered_before = stored_record(world, case_id, 1)
+    action_before = stored_record(world, case_id, version)
     correct(world, world.township_clerk, case_id, 1, intake=CORRECTED_INTAKE)
     correct(world, world.handler, case_id, version, kind="talk")
     assert stored_record(world, case_id, 1) == registered_before
     assert stored_record(world, case_id, version) == action_before
-    events = world.events(case_id)
-    assert events[0].intake == INTAKE  # type: ignore[attr-defined]
-    assert events[version - 1].kind == "visit"  # type: ignore[attr-defined]
+    registered, action = world.events(case_id)[0], world.events(case_id)[version - 1]
+    assert isinstance(registered, Case.Registered)
+    assert registered.intake == INTAKE
+    assert isinstance(action, Case.ActionRecorded)
+    assert action.kind == "visit"
 
 
 RECORDING = {
