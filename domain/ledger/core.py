@@ -133,10 +133,10 @@ class LedgerCore(Application[UUID]):
             raise InvalidArgument(f"a command id has 1 to {COMMAND_ID_MAX} characters")
         digest = command_digest(name, ctx, arguments)
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            work = Work(self, ctx, command_id)
+            work: Work | None = None
             try:
                 self.cache.refresh()
-                work.start()
+                work = Work(self, ctx, command_id)
                 aggregate_id = body(work)
                 touched = work.touched
                 if not touched:
@@ -167,7 +167,8 @@ class LedgerCore(Application[UUID]):
                 version = max(v for a, v in events if a == aggregate_id)
                 return CommandResult(command_id, aggregate_id, version, max(positions), positions)
             finally:
-                work.release()
+                if work is not None:
+                    work.release()
             # Another process wrote the same aggregate: wait a random while, then retry from a fresh load.
             time.sleep(random.uniform(0, BACKOFF * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")  # pragma: no cover

@@ -85,15 +85,12 @@ class Work:
     """Loads aggregates for one command, stamps its events, and collects what to save."""
 
     def __init__(self, ledger: LedgerCore, ctx: CommandContext, command_id: str) -> None:
+        """Read the clock and check the context: the command's business time and narrative."""
         self.ledger = ledger
         self.ctx = ctx
         self.command_id = command_id
         self._held: Lock | None = None
-
-    def start(self) -> None:
-        """Read the clock and check the context: the command's business time and narrative."""
-        ctx = self.ctx
-        self.now = self.ledger.clock.now()
+        self.now = ledger.clock.now()
         occurred_at = ctx.occurred_at or self.now
         if occurred_at.tzinfo is None:
             raise InvalidArgument("occurred_at must carry a time zone offset")
