@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 A = TypeVar("A", bound=LedgerAggregate)
 
 CLOCK_SKEW = timedelta(seconds=5)
-"""How far a caller's occurred_at may run ahead of the ledger's clock (clock drift)."""
+"""How far a caller's occurred_at may run ahead of the ledger's clock: drift, recorded as "now"."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Work:
             raise InvalidTime(
                 f"occurred_at {occurred_at.isoformat()} is in the future", now=self.now.isoformat()
             )
-        self.occurred_at = occurred_at
+        self.occurred_at = min(occurred_at, self.now)  # business time never after record time
         self.narrative = check_free_text(ctx.narrative, what="narrative")
         self._tracked: dict[UUID, LedgerAggregate] = {}
         self._actor: Actor | None = None
