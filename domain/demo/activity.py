@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.case import Case
-from domain.demo.cases import CaseScript, _intake, handle_to_end
+from domain.demo.cases import CaseScript, handle_to_end, intake_for
 from domain.demo.meetings import MeetingPlan
 from domain.demo.schedule import LOCAL, Step, Timeline
 from domain.demo.world import Org
@@ -152,7 +152,7 @@ def plan_disputes(
                     {
                         "dispute_id": dispute_id,
                         "case_id": case_id,
-                        "intake": _intake(script),
+                        "intake": intake_for(script),
                         "petitioner_id": derived_id("demo", timeline.seed, "petitioner", case_id),
                     },
                 )

@@ -220,7 +220,7 @@ def plan_case(
     return case_id, path
 
 
-def _intake(script: CaseScript, *, source: Source | None = None, channel: Channel | None = None) -> Intake:
+def intake_for(script: CaseScript, *, source: Source | None = None, channel: Channel | None = None) -> Intake:
     category = script.rng.choice(list(CATEGORIES))
     area = CATEGORIES[category][1]
     return Intake(
@@ -233,7 +233,7 @@ def _intake(script: CaseScript, *, source: Source | None = None, channel: Channe
 
 
 def _register(script: CaseScript, actor: str, *, intake: Intake | None = None, **extra: Any) -> None:
-    intake = intake or _intake(script)
+    intake = intake or intake_for(script)
     actor_key = script.who(*actor.split(":"))
     summary = f"信访人反映{CATEGORIES[intake.category][0]}问题，请求依法处理"
     script.timeline.add(
@@ -273,7 +273,8 @@ def _at_township(script: CaseScript) -> None:
     """Received by the township (its clerk, or its head on a reception day), or at the county bureau."""
     draw = script.rng.random()
     if draw < 0.1:
-        intake = _intake(script, channel=Channel.VISIT).model_copy(update={"reception": Reception.SCHEDULED})
+        visit = intake_for(script, channel=Channel.VISIT)
+        intake = visit.model_copy(update={"reception": Reception.SCHEDULED})
         _register(script, f"{script.township}:head", intake=intake)
     elif draw < 0.55:
         _register(script, script.town_clerk)
@@ -449,7 +450,7 @@ def _assigned(script: CaseScript, finals: list[UUID]) -> None:
     source = Source(
         assigned_by=BureauLevel.PROVINCIAL, reference=f"豫信交〔{script.cursor.year}〕号", due=due
     )
-    _register(script, "city_bureau:clerk", intake=_intake(script, source=source, channel=Channel.ONLINE))
+    _register(script, "city_bureau:clerk", intake=intake_for(script, source=source, channel=Channel.ONLINE))
     script.step(
         script.rng.uniform(1, 3),
         "city_bureau:clerk",
@@ -501,7 +502,7 @@ def _objection(script: CaseScript, finals: list[UUID]) -> None:
 def _ignored(script: CaseScript, finals: list[UUID]) -> None:
     """Received and never handled (只接访不处访), or assigned and never supervised (只交办不督办)."""
     if script.rng.random() < 0.5:
-        _register(script, script.town_clerk, intake=_intake(script, channel=Channel.VISIT))
+        _register(script, script.town_clerk, intake=intake_for(script, channel=Channel.VISIT))
         return
     _register(script, script.bureau_clerk)
     script.step(
