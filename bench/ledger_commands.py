@@ -153,7 +153,8 @@ def _postgres_url() -> str | None:
 def run(cases: int, rounds: int, backend: str) -> None:
     print("\n== Ledger commands: typical case lifecycle (11 commands per case) ==")
     print("baselines, same run, same database: the eventsourcing library alone on a trivial aggregate,")
-    print("  load+save = the same command shape (load, decide, save one event); save-only = the storage floor")
+    print("  load+save = the same command shape (load, decide, save one event);")
+    print("  save-only = the storage floor")
     backends = ["sqlite", "postgres"] if backend == "all" else [backend]
     for name in backends:
         ledger_runs: list[float] = []
