@@ -376,3 +376,22 @@ def test_a_retired_cadre_cannot_be_transferred_or_retired_again(world: World) ->
         unit_id=world.county_dept,
         position="科员",
     )
+
+
+# --- renaming -------------------------------------------------------------------------
+
+
+def test_renaming_a_unit_keeps_its_history_and_shows_the_new_name(world: World) -> None:
+    world.do(world.admin, "rename_unit", unit_id=world.township, name="汲冢镇人民政府")
+    renamed = unit(world, world.township)
+    assert renamed.name == "汲冢镇人民政府"
+    first = next(iter(world.ledger.events.get(world.township)))
+    assert first.name == "汲冢镇"  # type: ignore[attr-defined]
+
+
+def test_renaming_to_the_same_name_records_nothing(world: World) -> None:
+    world.refuse(InvalidArgument, world.admin, "rename_unit", unit_id=world.township, name="汲冢镇")
+
+
+def test_only_administrators_rename_units(world: World) -> None:
+    world.refuse(RoleRequired, world.township_head, "rename_unit", unit_id=world.township, name="新名")

@@ -10,7 +10,7 @@ import pytest
 
 from domain.case import Case
 from domain.errors import ExtensionRefused, InvalidArgument, NotFound, RoleRequired
-from domain.rules import Period, RuleName, RuleRef, RuleSet, WorkCalendar
+from domain.rules import HolidayYear, Period, RuleName, RuleRef, RuleSet, WorkCalendar
 from domain.rules.book import RuleBook
 from domain.rules.defaults import packaged_holidays, packaged_rule_sets
 from tests.support import World
@@ -280,3 +280,26 @@ def test_a_rule_set_must_define_every_required_period(national: RuleSet) -> None
     periods = {k: v for k, v in national.periods.items() if k is not RuleName.REPLY}
     with pytest.raises(ValueError, match="reply"):
         RuleSet.model_validate({**national.model_dump(), "periods": periods})
+
+
+# --- publishing holiday calendars -----------------------------------------------------------
+
+
+def test_a_published_holiday_year_changes_working_day_deadlines_from_then_on(world: World) -> None:
+    """With 2027 unpublished only weekends are skipped; once 2027's holidays are in, they are too."""
+    holidays = HolidayYear(calendar="CN", year=2027, holidays=(date(2027, 1, 1), date(2027, 1, 4)))
+    world.do(world.admin, "publish_holidays", holidays=holidays)
+    book: RuleBook = world.ledger.repository.get(RuleBook.ID)
+    calendar = book.calendar("CN")
+    assert not calendar.is_working_day(date(2027, 1, 4))
+    assert calendar.add_working_days(date(2026, 12, 31), 1) == date(2027, 1, 5)
+
+
+def test_publishing_the_same_holiday_year_twice_records_nothing(world: World) -> None:
+    again = next(year for year in packaged_holidays() if year.year == 2026)
+    world.refuse(InvalidArgument, world.admin, "publish_holidays", holidays=again)
+
+
+def test_only_administrators_publish_holidays(world: World) -> None:
+    holidays = HolidayYear(calendar="CN", year=2027, holidays=(date(2027, 1, 1),))
+    world.refuse(RoleRequired, world.county_head, "publish_holidays", holidays=holidays)
