@@ -152,7 +152,7 @@ class Case(LedgerAggregate):
             case.dispute_id = self.dispute_id
             case.registered_at = case.moved_at = case.last_transition_at = self.occurred_at
             case.first_receiver_id = self.actor_id
-            case.unit_id = self.unit_id
+            case.registering_unit_id = case.unit_id = self.unit_id
             case.forward_due = self.forward_due
             case.acceptance_notice_due = self.acceptance_notice_due
 
@@ -199,8 +199,10 @@ class Case(LedgerAggregate):
         TOPIC: ClassVar[str] = "dutyledger:Case.Accepted"
         rules: RuleRef
         reply_due: date
+        notice_on_time: bool
 
         def apply(self, case: Case) -> None:
+            case.notice_at, case.notice_on_time = self.occurred_at, self.notice_on_time
             case.status = CaseStatus.ACCEPTED
             case.rules = self.rules
             case.accepted_at = case.last_transition_at = self.occurred_at
@@ -212,8 +214,10 @@ class Case(LedgerAggregate):
 
         TOPIC: ClassVar[str] = "dutyledger:Case.Declined"
         reason: DeclineReason
+        notice_on_time: bool
 
         def apply(self, case: Case) -> None:
+            case.notice_at, case.notice_on_time = self.occurred_at, self.notice_on_time
             case.status = CaseStatus.DECLINED
             case.last_transition_at = self.occurred_at
 
@@ -298,8 +302,10 @@ class Case(LedgerAggregate):
         outcome: ReplyOutcome
         reply_no: int
         review_request_until: date | None
+        on_time: bool
 
         def apply(self, case: Case) -> None:
+            case.reply_on_time = self.on_time
             case.status = CaseStatus.REPLIED
             case.replied_at = case.last_transition_at = self.occurred_at
             case.reply_outcome = self.outcome
@@ -338,6 +344,7 @@ class Case(LedgerAggregate):
         reviewing_unit_id: UUID
         review_request_until: date | None
         reply_due: date | None
+        on_time: bool
 
         def apply(self, case: Case) -> None:
             case.review_stage = _DECIDED[self.level]
@@ -359,6 +366,7 @@ class Case(LedgerAggregate):
         def apply(self, case: Case) -> None:
             case.status = CaseStatus.CLOSED
             case.closure = self.closure
+            case.closed_at = self.occurred_at
             case.last_transition_at = self.occurred_at
 
     class PetitionEnded(Event):
@@ -368,6 +376,7 @@ class Case(LedgerAggregate):
 
         def apply(self, case: Case) -> None:
             case.ended = True
+            case.ended_at = self.occurred_at
 
     class Reopened(Event):
         """A re-examination (回头看) reopened the case for handling anew, not bound by earlier conclusions."""
@@ -385,7 +394,9 @@ class Case(LedgerAggregate):
             case.review_stage = ReviewStage.NONE
             case.review_request_until = case.review_answer_due = None
             case.ended = False
+            case.ended_at = case.closed_at = None
             case.closure = None
+            case.reply_on_time = None
             case.rating = None
             case.reopen_count += 1
 
@@ -420,6 +431,7 @@ class Case(LedgerAggregate):
 
         TOPIC: ClassVar[str] = "dutyledger:Case.SupervisionAnswered"
         order_no: int
+        on_time: bool
 
         def apply(self, case: Case) -> None:
             order = case.supervision[self.order_no]
@@ -440,6 +452,12 @@ class Case(LedgerAggregate):
         self.dispute_id: UUID | None = None
         self.registered_at = self.moved_at = self.last_transition_at = _NEVER
         self.first_receiver_id: UUID | None = None
+        self.registering_unit_id: UUID | None = None
+        self.notice_at: datetime | None = None
+        self.notice_on_time: bool | None = None
+        self.reply_on_time: bool | None = None
+        self.closed_at: datetime | None = None
+        self.ended_at: datetime | None = None
         self.unit_id: UUID | None = None
         self.responsible_cadre_id: UUID | None = None
         self.handler_id: UUID | None = None
@@ -559,12 +577,19 @@ class Case(LedgerAggregate):
         for fixed in (self.intake.source.due, self.assignment.due if self.assignment else None):
             if fixed is not None:
                 reply_due = min(reply_due, fixed)
-        self.trigger_event(self.Accepted, **stamp.fields(), rules=deadlines.ref, reply_due=reply_due)
+        self.trigger_event(
+            self.Accepted,
+            **stamp.fields(),
+            rules=deadlines.ref,
+            reply_due=reply_due,
+            notice_on_time=deadlines.on_time(stamp.occurred_at, self.acceptance_notice_due),
+        )
 
-    def decline(self, stamp: Stamp, reason: DeclineReason) -> None:
+    def decline(self, stamp: Stamp, reason: DeclineReason, deadlines: Deadlines) -> None:
         self._check_status("decline", {CaseStatus.REGISTERED})
         self._check_transition_time(stamp)
-        self.trigger_event(self.Declined, **stamp.fields(), reason=reason)
+        on_time = deadlines.on_time(stamp.occurred_at, self.acceptance_notice_due)
+        self.trigger_event(self.Declined, **stamp.fields(), reason=reason, notice_on_time=on_time)
 
     # --- responsibility -------------------------------------------------------------
 
@@ -662,6 +687,7 @@ class Case(LedgerAggregate):
             outcome=outcome,
             reply_no=self.reply_no + 1,
             review_request_until=window,
+            on_time=deadlines.on_time(stamp.occurred_at, self.reply_due),
         )
 
     def rate_satisfaction(self, stamp: Stamp, rating: Satisfaction) -> None:
@@ -722,6 +748,7 @@ class Case(LedgerAggregate):
             reviewing_unit_id=reviewing_unit_id,
             review_request_until=next_window,
             reply_due=reply_due,
+            on_time=deadlines.on_time(stamp.occurred_at, self.review_answer_due),
         )
 
     def close(self, stamp: Stamp, closure: ClosureKind) -> None:
@@ -770,7 +797,7 @@ class Case(LedgerAggregate):
             self.SupervisionIssued, **stamp.fields(), order_no=len(self.supervision) + 1, due=due
         )
 
-    def answer_supervision(self, stamp: Stamp, order_no: int) -> None:
+    def answer_supervision(self, stamp: Stamp, order_no: int, deadlines: Deadlines) -> None:
         order = self.supervision.get(order_no)
         if order is None:
             raise InvalidArgument(f"there is no supervision order {order_no} on this case")
@@ -779,7 +806,12 @@ class Case(LedgerAggregate):
         if stamp.actor_unit_id == order.issued_by_unit:
             raise InvalidArgument("a supervision order is answered by the supervised unit, not by its issuer")
         self._check_time(stamp, order.issued_at, "the supervision order")
-        self.trigger_event(self.SupervisionAnswered, **stamp.fields(), order_no=order_no)
+        self.trigger_event(
+            self.SupervisionAnswered,
+            **stamp.fields(),
+            order_no=order_no,
+            on_time=deadlines.on_time(stamp.occurred_at, order.due),
+        )
 
     # --- facts for the ledger --------------------------------------------------------
 

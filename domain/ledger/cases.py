@@ -82,7 +82,7 @@ class CaseCommands(LedgerCore):
     def decline_case(self, work: Work, case_id: UUID, reason: DeclineReason) -> UUID:
         """Decline the case (不予受理) and tell the petitioner why; the narrative explains."""
         case = self._case(work, case_id)
-        case.decline(work.stamp, reason)
+        case.decline(work.stamp, reason, work.case_deadlines(case))
         return case.id
 
     # --- responsibility -------------------------------------------------------------
@@ -218,7 +218,7 @@ class CaseCommands(LedgerCore):
     def answer_supervision(self, work: Work, case_id: UUID, order_no: int) -> UUID:
         """Report back in writing on a supervision order (the narrative is the report)."""
         case = self._case(work, case_id)
-        case.answer_supervision(work.stamp, order_no)
+        case.answer_supervision(work.stamp, order_no, work.case_deadlines(case))
         return case.id
 
     # --- shared steps ----------------------------------------------------------------
