@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from api.settings import Settings, get_settings
 from domain.ledger import Ledger
 from domain.storage.url import redacted
+from projections.embedded import EmbeddedProjections
 
 
 class Health(BaseModel):
@@ -27,8 +28,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ledger_holder["ledger"] = Ledger(settings.database_url)
+        ledger = ledger_holder["ledger"] = Ledger(settings.database_url)
+        views = EmbeddedProjections(ledger).start() if settings.embedded_projections else None
         yield
+        if views is not None:
+            views.stop()
         ledger_holder.pop("ledger").close()
 
     app = FastAPI(

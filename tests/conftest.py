@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import uuid4
 
 import psycopg
@@ -48,9 +50,12 @@ def require_postgres() -> None:
     pytest.skip(problem)
 
 
-@pytest.fixture
-def postgres_schema_url() -> Iterator[str]:
-    """A database URL pointing at a fresh PostgreSQL schema, dropped afterwards."""
+@contextmanager
+def fresh_store(backend: str, folder: Path) -> Iterator[str]:
+    """A database URL for a fresh, empty store: a new SQLite file, or a new PostgreSQL schema."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder}/ledger-{uuid4().hex[:8]}.sqlite"
+        return
     require_postgres()
     schema = f"test_{uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
@@ -60,6 +65,13 @@ def postgres_schema_url() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def postgres_schema_url(tmp_path: Path) -> Iterator[str]:
+    """A database URL pointing at a fresh PostgreSQL schema, dropped afterwards."""
+    with fresh_store("postgres", tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -7,7 +7,7 @@ import sys
 import typer
 from typer._click.exceptions import NoArgsIsHelpError
 
-from api.cli import cases, events, ledger, serve
+from api.cli import cases, events, ledger, projections, serve
 from domain.errors import LedgerError
 from domain.storage.url import BadDatabaseUrl
 
@@ -23,6 +23,7 @@ app.command("demo")(ledger.demo)
 app.command("serve")(serve.serve)
 app.add_typer(cases.app, name="case")
 app.add_typer(events.app, name="events")
+app.add_typer(projections.app, name="projections")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,11 +33,14 @@ from domain.storage.commands import CommandLog, CommandRecord
 from domain.storage.mapper import OrjsonTranscoder, PydanticMapper
 from domain.storage.url import store_env
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 16
 """How often a command without an expected version is retried after a concurrent write."""
 
 BACKOFF = 0.004
-"""Seconds: the first retry waits up to this long, each later one up to twice as long as the last."""
+"""Seconds: the first retry waits up to this long, each later one up to twice as long as the last…"""
+
+BACKOFF_CAP = 0.25
+"""…but never more than this."""
 
 COMMAND_ID_MAX = 200
 
@@ -111,6 +114,8 @@ class LedgerCore(Application[UUID]):
         super().__init__(env=store_env(database_url))
         self.cache = FollowingCache(self.repository, self.recorder, self.cache_size)
         self.aggregate_locks = StripedLocks()
+        self.listeners: list[Callable[[int], None]] = []
+        """Called with the last position after every save (e.g. to wake in-process projections)."""
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Configuration comes from the database URL alone, never from stray variables."""
@@ -170,7 +175,7 @@ class LedgerCore(Application[UUID]):
                 if work is not None:
                     work.release()
             # Another process wrote the same aggregate: wait a random while, then retry from a fresh load.
-            time.sleep(random.uniform(0, BACKOFF * 2 ** (attempt - 1)))
+            time.sleep(random.uniform(0, min(BACKOFF * 2 ** (attempt - 1), BACKOFF_CAP)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
@@ -187,6 +192,12 @@ class LedgerCore(Application[UUID]):
         recordings = self._record(processing)
         self._notify(recordings)
         return recordings
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if recordings:
+            position = recordings[-1].notification.id
+            for listener in list(self.listeners):
+                listener(position)
 
     def earlier_answer(self, command_id: str, digest: str) -> CommandResult | None:
         """The stored answer to `command_id`, if it was applied; a conflict if it was a different command."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,9 +124,64 @@ def test_a_missing_case_is_reported_not_crashed_on(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [(), ("init",), ("demo",), ("case", "show"), ("case", "list"), ("events", "tail"), ("serve",)]
+    "command",
+    [
+        (),
+        ("init",),
+        ("demo",),
+        ("case", "show"),
+        ("case", "list"),
+        ("events", "tail"),
+        ("serve",),
+        ("projections", "status"),
+        ("projections", "run"),
+        ("projections", "rebuild"),
+        ("projections", "digest"),
+    ],
 )
 def test_every_command_has_help(command: tuple[str, ...], tmp_path: Path) -> None:
     done = dutyledger(*command, "--help", database_url=f"sqlite:///{tmp_path}/l.sqlite")
     assert done.returncode == 0, done.stderr
     assert "Usage" in done.stdout
+
+
+def test_projections_status_rebuild_and_digest_work_from_the_command_line(
+    populated: World, database_url: str
+) -> None:
+    before = dutyledger("projections", "status", database_url=database_url)
+    assert before.returncode == 0, before.stderr
+    assert "case_state" in before.stdout
+    rebuilt = dutyledger("projections", "rebuild", database_url=database_url)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "case_state: generation" in rebuilt.stdout
+    status = dutyledger("projections", "status", database_url=database_url)
+    assert "lag 0" in status.stdout
+    first = dutyledger("projections", "digest", database_url=database_url)
+    again = dutyledger("projections", "rebuild", "case_timeline", database_url=database_url)
+    assert again.returncode == 0, again.stderr
+    second = dutyledger("projections", "digest", database_url=database_url)
+    assert first.stdout == second.stdout
+    assert "rows 1 " in first.stdout
+
+
+def test_projections_run_follows_the_log_until_stopped(populated: World, database_url: str) -> None:
+    env = {**os.environ, "DUTYLEDGER_DATABASE_URL": database_url}
+    follower = subprocess.Popen(
+        [sys.executable, "-c", "from api.cli import main; main()", "projections", "run", "--poll", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = dutyledger("projections", "status", database_url=database_url)
+            if status.stdout.count("lag 0") == 2:
+                break
+            time.sleep(0.5)
+        assert status.stdout.count("lag 0") == 2, status.stdout
+    finally:
+        follower.send_signal(signal.SIGINT)
+        out, err = follower.communicate(timeout=30)
+    assert "following the log" in out, err

@@ -68,7 +68,10 @@ from domain.values import (
     Satisfaction,
     Source,
 )
+from projections import build_views
+from projections.runner import Runner
 from tests.conftest import POSTGRES_URL, START, require_postgres
+from tests.projections.replay import assert_case_views_equal_replay
 from tests.support import World, build_world
 
 SETTINGS = settings(
@@ -158,6 +161,8 @@ class Setting:
     units: dict[UUID, Unit]
     scope_of: dict[str, UUID]
     """Each cadre's territory (by cadre name)."""
+    views: Runner
+    """Keeps the projections up to date; they must equal the replay too."""
 
     def serving_in(self, unit_id: UUID) -> str:
         """A cadre of `unit_id`, or failing that the nearest cadre whose territory covers it."""
@@ -189,6 +194,7 @@ def setting_on(database_url: str) -> Iterator[Setting]:
     clock = ManualClock(START)
     ledger = Ledger(database_url, clock=clock)
     reader: Ledger | None = None
+    views: Runner | None = None
     try:
         world = build_world(ledger, clock)
         reader = Ledger(database_url, clock=clock)
@@ -198,6 +204,7 @@ def setting_on(database_url: str) -> Iterator[Setting]:
         }
         book: RuleBook = ledger.repository.get(RuleBook.ID)
         unit_of = {cadre_id: cadre.posting.unit_id for cadre_id, cadre in cadres.items()}
+        views = Runner(ledger, build_views(ledger))
         yield Setting(
             world=world,
             reader=reader,
@@ -210,8 +217,11 @@ def setting_on(database_url: str) -> Iterator[Setting]:
             },
             units=units,
             scope_of={key: units[unit_of[world.cadres[key]]].scope_id for key in CADRES},
+            views=views,
         )
     finally:
+        if views is not None:
+            views.close()
         if reader is not None:
             reader.close()
         ledger.close()
@@ -559,6 +569,21 @@ class CaseMachine(RuleBasedStateMachine):
             ):
                 differ = differences(expected, actual)
                 assert not differ, f"case {case_id}: {source} differs from the live case in {differ}"
+
+    @invariant()
+    def views_equal_the_replay(self) -> None:
+        """Check 4: after catching up, each changed case's view rows equal its from-scratch replay."""
+        views = self.setting.views
+        start = views.position
+        views.catch_up()
+        touched = {
+            UUID(str(n.originator_id))
+            for n in self.ledger.recorder.select_notifications(
+                start=start, limit=10_000, inclusive_of_start=False
+            )
+        }
+        for case_id in touched & set(self.case_ids):
+            assert_case_views_equal_replay(self.setting.reader, views.connection, case_id)
 
     def recorded_since_last_check(self) -> set[UUID]:
         """The aggregates that gained events since the last check."""

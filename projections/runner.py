@@ -1,0 +1,153 @@
+"""Follows the ledger's notification log and applies it to views, batch by batch, exactly once.
+
+Each batch is read once, decoded once, and then applied to each view in a transaction
+of its own that also claims the batch's range of positions (see `tracking`). A failure
+inside a view rolls that transaction back and makes the view forget what it held in
+memory, so the next attempt replays the batch from the store.
+
+Why following the log by notification id never skips an event: on SQLite one writer
+commits at a time; the PostgreSQL recorder takes an EXCLUSIVE lock on the events table
+for every insert, so ids are committed in id order and a reader that sees id N already
+sees every committed id below N. Ids may have gaps (a rolled-back insert burns one);
+a gap is never filled later, so it is simply passed over.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from domain.events import LedgerEvent
+from projections.store import ViewStore
+from projections.tracking import (
+    PositionMoved,
+    Track,
+    claim,
+    create_generation,
+    ensure_schema,
+    live_track,
+)
+from projections.view import Envelope, View, Writer
+
+if TYPE_CHECKING:
+    from domain.ledger import Ledger
+
+BATCH = 500
+
+
+class Runner:
+    """Applies the log to a set of views; several runners (threads or processes) may share views."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        views: Sequence[View],
+        store: ViewStore | None = None,
+        batch: int = BATCH,
+        tracks: dict[str, Track] | None = None,
+    ) -> None:
+        """Follow the live generation of each view, or the given generations (a rebuild's)."""
+        self.ledger = ledger
+        self.views = list(views)
+        self.store = store or ViewStore(ledger.database_url)
+        self.batch = batch
+        self.connection = self.store.connect()
+        ensure_schema(self.connection)
+        self.tracks: dict[str, Track] = tracks or {view.name: self._live(view) for view in self.views}
+        self._wake = threading.Event()
+        self._progress = threading.Condition()
+
+    @property
+    def position(self) -> int:
+        """The position every view of this runner has reached."""
+        return min(track.position for track in self.tracks.values())
+
+    def step(self) -> int:
+        """Apply the next batch of the log; 0 when every view is caught up."""
+        start = self.position
+        notifications = self.ledger.recorder.select_notifications(
+            start=start, limit=self.batch, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        last = notifications[-1].id
+        envelopes = [
+            Envelope(n.id, n.topic, self._decode(n))
+            for n in notifications
+            if any(view.wants(n.topic) for view in self.views)
+        ]
+        for view in self.views:
+            self._apply(view, envelopes, last)
+        with self._progress:
+            self._progress.notify_all()
+        return len(notifications)
+
+    def catch_up(self) -> int:
+        """Apply the log up to its current end; returns how many events were read."""
+        total = 0
+        while True:
+            done = self.step()
+            if not done:
+                return total
+            total += done
+
+    def run(self, stop: threading.Event, poll: float = 1.0) -> None:
+        """Keep the views caught up until `stop` is set; woken early by `wake()`."""
+        while not stop.is_set():
+            if self.step():
+                continue
+            self._wake.wait(poll)
+            self._wake.clear()
+
+    def wake(self, position: int | None = None) -> None:
+        """Something was recorded: look at the log now rather than at the next poll."""
+        self._wake.set()
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Block until every view has applied `position`, or `timeout` seconds pass."""
+        with self._progress:
+            return self._progress.wait_for(lambda: self.position >= position, timeout)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def _apply(self, view: View, envelopes: Sequence[Envelope], last: int) -> None:
+        """Apply the batch up to `last` to one view, in one transaction with its position."""
+        track = self.tracks[view.name]
+        if track.position >= last:
+            return
+        mine = [e for e in envelopes if e.position > track.position and view.wants(e.topic)]
+        try:
+            with self.connection.transaction():
+                claimed = claim(self.connection, track, last)
+                if mine:
+                    view.apply(Writer(self.connection, track.generation), mine)
+        except PositionMoved:
+            view.forget()
+            if not track.live:
+                raise
+            self.tracks[view.name] = self._live(view)
+            return
+        except BaseException:
+            view.forget()
+            raise
+        self.tracks[view.name] = claimed
+
+    def _live(self, view: View) -> Track:
+        """The view's live generation, created (empty, at position 0) if it has none yet."""
+        track = live_track(self.connection, view.name)
+        if track is not None:
+            return track
+        try:
+            return create_generation(self.connection, view, 1, live=True)
+        except Exception as error:  # another runner created it first
+            track = live_track(self.connection, view.name)
+            if track is None:
+                raise error
+            return track
+
+    def _decode(self, notification: object) -> LedgerEvent:
+        event = self.ledger.mapper.to_domain_event(notification)  # type: ignore[arg-type]
+        assert isinstance(event, LedgerEvent)
+        return event

@@ -1,0 +1,110 @@
+"""Connections to the database holding the views: the ledger's own by default.
+
+Views are plain SQL tables written through this thin layer, so one view definition
+serves SQLite and PostgreSQL: statements use `?` placeholders, portable column types
+(TEXT, BIGINT, INTEGER), times as ISO-8601 UTC text and dates as `YYYY-MM-DD` text
+(both sort correctly as text), booleans as 0/1.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import psycopg
+import psycopg.sql
+
+from domain.storage.url import store_env
+
+Dialect = Literal["sqlite", "postgres"]
+_PLACEHOLDER = re.compile(r"\?")
+
+
+class ViewConnection:
+    """One connection, used by one thread at a time; statements use `?` placeholders."""
+
+    def __init__(self, dialect: Dialect, raw: Any) -> None:
+        self.dialect = dialect
+        self.raw = raw
+
+    def _sql(self, statement: str) -> str:
+        return _PLACEHOLDER.sub("%s", statement) if self.dialect == "postgres" else statement
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = self.raw.execute(self._sql(statement), params)
+        if cursor.description is None:
+            return []
+        return [tuple(row) for row in cursor.fetchall()]
+
+    def count(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement and return how many rows it changed."""
+        cursor = self.raw.execute(self._sql(statement), params)
+        return int(cursor.rowcount)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self.dialect == "postgres":
+            with self.raw.cursor() as cursor:
+                cursor.executemany(self._sql(statement), rows)
+        else:
+            self.raw.executemany(statement, rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[ViewConnection]:
+        """A write transaction: on SQLite it takes the write lock at once (BEGIN IMMEDIATE)."""
+        if self.dialect == "postgres":
+            with self.raw.transaction():
+                yield self
+            return
+        self.raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.raw.execute("ROLLBACK")
+            raise
+        self.raw.execute("COMMIT")
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class ViewStore:
+    """Opens connections to the views' database, named by a database URL like the ledger's."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        env = store_env(database_url)
+        self.dialect: Dialect = "sqlite" if "SQLITE_DBNAME" in env else "postgres"
+        self._env = env
+
+    def connect(self) -> ViewConnection:
+        if self.dialect == "sqlite":
+            raw = sqlite3.connect(
+                self._env["SQLITE_DBNAME"],
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=30,
+            )
+            raw.execute("PRAGMA journal_mode=WAL")
+            # Views can always be rebuilt from the log, and a view's rows and its position
+            # commit together, so a lost last commit only makes the view replay it.
+            raw.execute("PRAGMA synchronous=NORMAL")
+            return ViewConnection("sqlite", raw)
+        env = self._env
+        connection = psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
+            autocommit=True,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+        )
+        schema = env.get("POSTGRES_SCHEMA") or "public"
+        connection.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(schema)))
+        return ViewConnection("postgres", connection)

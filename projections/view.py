@@ -1,0 +1,93 @@
+"""What a view is: its tables, the events it wants, and how a batch of events changes its rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from domain.events import LedgerEvent
+from projections.store import ViewConnection
+
+if TYPE_CHECKING:
+    from domain.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of a view. Readers query `name` (an SQL view over the live generation)."""
+
+    name: str
+    columns: str
+    key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    def physical(self, generation: int) -> str:
+        return f"{self.name}__g{generation}"
+
+    def create(self, generation: int) -> list[str]:
+        table = self.physical(generation)
+        statements = [f"CREATE TABLE {table} ({self.columns}, PRIMARY KEY ({', '.join(self.key)}))"]
+        for number, columns in enumerate(self.indexes):
+            statements.append(f"CREATE INDEX {table}_i{number} ON {table} ({', '.join(columns)})")
+        return statements
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded event and its position in the ledger's notification log."""
+
+    position: int
+    topic: str
+    event: LedgerEvent
+
+
+class Writer:
+    """A view's handle on its own tables, inside the transaction that also moves its position."""
+
+    def __init__(self, connection: ViewConnection, generation: int) -> None:
+        self.connection = connection
+        self.generation = generation
+
+    def table(self, table: Table) -> str:
+        return table.physical(self.generation)
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.connection.execute(statement, params)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.connection.executemany(statement, rows)
+
+    def upsert(self, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows, replacing any row with the same key (the view's rows are not the ledger's)."""
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in table.key)
+        placeholders = ", ".join("?" * len(columns))
+        self.executemany(
+            f"INSERT INTO {self.table(table)} ({', '.join(columns)}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}",
+            rows,
+        )
+
+
+class View:
+    """A read model built from the log; subclasses declare tables and apply batches of events."""
+
+    name: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+    """Bump when the tables or their meaning change: the view is then rebuilt from the log."""
+    tables: ClassVar[tuple[Table, ...]]
+    topics: ClassVar[frozenset[str] | None] = None
+    """The event topics this view reads; None for all."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def wants(self, topic: str) -> bool:
+        return self.topics is None or topic in self.topics
+
+    def apply(self, writer: Writer, batch: Sequence[Envelope]) -> None:
+        """Change the view's rows for these events (already filtered to `topics`)."""
+        raise NotImplementedError
+
+    def forget(self) -> None:
+        """Drop anything held in memory between batches: a batch failed and will be replayed."""

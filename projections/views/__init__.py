@@ -1,0 +1,1 @@
+"""The views the ledger's log builds."""

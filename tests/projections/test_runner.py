@@ -1,0 +1,156 @@
+"""The runner applies every event exactly once: through failures, races and concurrent writers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from uuid import UUID
+
+import pytest
+
+from domain.ledger import Ledger
+from projections import build_views
+from projections.digest import digest
+from projections.embedded import EmbeddedProjections
+from projections.rebuild import rebuild
+from projections.runner import Runner
+from projections.view import Envelope, Writer
+from projections.views.case_state import CaseStateView
+from tests.projections.replay import assert_views_equal_replay
+from tests.support import World
+
+
+class Boom(Exception):
+    """A failure injected into a view halfway through a batch."""
+
+
+class FailingOnce(CaseStateView):
+    """case_state that fails in the middle of the batch holding a chosen position, once."""
+
+    def __init__(self, ledger: Ledger, fail_at: int) -> None:
+        super().__init__(ledger)
+        self.fail_at = fail_at
+
+    def apply(self, writer: Writer, batch: Sequence[Envelope]) -> None:
+        if self.fail_at and any(e.position == self.fail_at for e in batch):
+            self.fail_at = 0
+            super().apply(writer, batch[: len(batch) // 2])  # half the rows written, then the crash
+            raise Boom
+        super().apply(writer, batch)
+
+
+def busy_cases(world: World, count: int = 4, actions: int = 3) -> list[UUID]:
+    cases = [world.accepted() for _ in range(count)]
+    for number in range(actions):
+        for case_id in cases:
+            world.do(
+                world.township_clerk,
+                "record_action",
+                case_id=case_id,
+                kind="visit",
+                narrative=f"走访{number}",
+            )
+    return cases
+
+
+def test_a_runner_killed_mid_batch_applies_every_event_exactly_once_on_restart(world: World) -> None:
+    busy_cases(world)
+    end = world.ledger.recorder.max_notification_id() or 0
+    crashing = Runner(world.ledger, [FailingOnce(world.ledger, fail_at=end - 3)], batch=7)
+    with pytest.raises(Boom):
+        crashing.catch_up()
+    stopped_at = crashing.position
+    crashing.close()
+    assert stopped_at < end
+    restarted = Runner(world.ledger, build_views(world.ledger), batch=7)
+    restarted.catch_up()
+    assert restarted.position == end
+    assert_views_equal_replay(world.ledger, restarted.connection)
+    restarted.close()
+
+
+def test_a_view_that_failed_forgets_its_memory_and_replays_from_the_store(world: World) -> None:
+    busy_cases(world, count=2, actions=2)
+    end = world.ledger.recorder.max_notification_id() or 0
+    view = FailingOnce(world.ledger, fail_at=end)
+    runner = Runner(world.ledger, [view], batch=5)
+    with pytest.raises(Boom):
+        runner.catch_up()
+    runner.catch_up()  # the same runner and view carry on after the failure
+    assert runner.position == end
+    rows = dict(runner.connection.execute("SELECT case_id, action_count FROM case_state"))
+    assert sorted(rows.values()) == [2, 2]
+    runner.close()
+
+
+def test_concurrent_writers_and_followers_miss_nothing_and_apply_nothing_twice(
+    world: World, database_url: str
+) -> None:
+    """Four writers (own connections each) on shared cases while two runners follow the log."""
+    cases = [world.accepted() for _ in range(3)]
+    writers = [Ledger(database_url, clock=world.clock) for _ in range(4)]
+    followers = [Runner(world.ledger, build_views(world.ledger), batch=3) for _ in range(2)]
+    stop = threading.Event()
+    follow = [threading.Thread(target=f.run, args=(stop, 0.01)) for f in followers]
+    for thread in follow:
+        thread.start()
+
+    failures: list[BaseException] = []
+
+    def write(ledger: Ledger, number: int) -> None:
+        try:
+            record(ledger, number)
+        except BaseException as error:
+            failures.append(error)
+            raise
+
+    def record(ledger: Ledger, number: int) -> None:
+        for step in range(12):
+            case_id = cases[(number + step) % len(cases)]
+            ledger.record_action(
+                world.ctx(world.township_clerk, f"写入者{number}第{step}次走访"),
+                case_id=case_id,
+                kind="visit",
+            )
+
+    threads = [threading.Thread(target=write, args=(w, n)) for n, w in enumerate(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    end = world.ledger.recorder.max_notification_id() or 0
+    assert all(f.wait_for(end, timeout=30) for f in followers)
+    stop.set()
+    for thread in follow:
+        thread.join()
+    connection = followers[0].connection
+    assert_views_equal_replay(world.ledger, connection)
+    live = {view.name: digest(connection, view) for view in build_views(world.ledger)}
+    for view in build_views(world.ledger):
+        rebuild(world.ledger, view)
+    assert {view.name: digest(connection, view) for view in build_views(world.ledger)} == live
+    rows = dict(connection.execute("SELECT case_id, action_count FROM case_state"))
+    assert sum(rows[str(c)] for c in cases) == 4 * 12
+    for runner in followers:
+        runner.close()
+    for ledger in writers:
+        ledger.close()
+
+
+def test_embedded_views_show_a_command_promptly_after_it_is_saved(world: World) -> None:
+    views = EmbeddedProjections(world.ledger, poll=5.0).start()
+    try:
+        case_id = world.register()
+        started = time.perf_counter()
+        position = world.do(world.township_clerk, "accept_case", case_id=case_id).position
+        assert views.wait_for(position, timeout=2.0)
+        assert time.perf_counter() - started < 1.0  # woken by the save, not by the 5 s poll
+        assert views.runner is not None
+        status = views.runner.connection.execute(
+            "SELECT status FROM case_state WHERE case_id = ?", (str(case_id),)
+        )
+        assert status == [("accepted",)]
+    finally:
+        views.stop()
