@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import orjson
+
+_ZERO = timedelta(0)
 
 
 def as_text(value: datetime | date | UUID | None) -> str | None:
@@ -14,7 +16,9 @@ def as_text(value: datetime | date | UUID | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if value.utcoffset() != _ZERO:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
@@ -29,3 +33,15 @@ def as_json(value: object) -> str:
 
 def ids_json(values: Iterable[UUID]) -> str:
     return as_json(sorted(str(v) for v in values))
+
+
+def utc_text(stored: str) -> str:
+    """A stored (pydantic JSON) time as `as_text` writes it, without building a datetime when UTC."""
+    if stored.endswith("Z"):
+        if "." in stored:
+            whole, fraction = stored[:-1].split(".")
+            return f"{whole}.{fraction:0<6}Z"
+        return f"{stored[:-1]}.000000Z"
+    text = as_text(datetime.fromisoformat(stored))
+    assert text is not None
+    return text

@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
 
 from domain.events import LedgerEvent
 from projections.store import ViewStore
@@ -57,6 +61,13 @@ class Runner:
         self.tracks: dict[str, Track] = tracks or {view.name: self._live(view) for view in self.views}
         self._wake = threading.Event()
         self._progress = threading.Condition()
+        topics = [view.topics for view in self.views]
+        self._wanted: frozenset[str] | None = (
+            None
+            if any(t is None for t in topics)
+            else frozenset().union(*(t for t in topics if t is not None))
+        )
+        """The topics any view reads (None: all); the others are never decoded."""
 
     @property
     def position(self) -> int:
@@ -65,23 +76,27 @@ class Runner:
 
     def step(self) -> int:
         """Apply the next batch of the log; 0 when every view is caught up."""
-        start = self.position
-        notifications = self.ledger.recorder.select_notifications(
-            start=start, limit=self.batch, inclusive_of_start=False
-        )
-        if not notifications:
+        rows = self.ledger.command_log.read_log(self.position, self.batch)
+        if not rows:
             return 0
-        last = notifications[-1].id
+        last = rows[-1][0]
+        wanted = self._wanted
         envelopes = [
-            Envelope(n.id, n.topic, self._decode(n))
-            for n in notifications
-            if any(view.wants(n.topic) for view in self.views)
+            Envelope(
+                position,
+                topic,
+                payload=payload,
+                decode=partial(self._decode, position, aggregate_id, version, topic, payload),
+                aggregate=(aggregate_id, version),
+            )
+            for position, aggregate_id, version, topic, payload in rows
+            if wanted is None or topic in wanted
         ]
         for view in self.views:
             self._apply(view, envelopes, last)
         with self._progress:
             self._progress.notify_all()
-        return len(notifications)
+        return len(rows)
 
     def catch_up(self) -> int:
         """Apply the log up to its current end; returns how many events were read."""
@@ -147,7 +162,16 @@ class Runner:
                 raise error
             return track
 
-    def _decode(self, notification: object) -> LedgerEvent:
-        event = self.ledger.mapper.to_domain_event(notification)  # type: ignore[arg-type]
+    def _decode(
+        self, position: int, aggregate_id: str, version: int, topic: str, payload: bytes
+    ) -> LedgerEvent:
+        stored = Notification(
+            id=position,
+            originator_id=UUID(aggregate_id),
+            originator_version=version,
+            topic=topic,
+            state=payload,
+        )
+        event = self.ledger.mapper.to_domain_event(stored)
         assert isinstance(event, LedgerEvent)
         return event

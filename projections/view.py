@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,13 +33,42 @@ class Table:
         return statements
 
 
-@dataclass(frozen=True)
 class Envelope:
-    """A decoded event and its position in the ledger's notification log."""
+    """An event at its position in the ledger's notification log: as stored, and decoded when asked.
 
-    position: int
-    topic: str
-    event: LedgerEvent
+    Decoding (pydantic validation) is the dearest step of following the log, so views that
+    can work from the stored JSON `payload` never pay for it.
+    """
+
+    __slots__ = ("_decode", "_event", "aggregate", "payload", "position", "topic")
+
+    def __init__(
+        self,
+        position: int,
+        topic: str,
+        event: LedgerEvent | None = None,
+        payload: bytes = b"",
+        decode: Callable[[], LedgerEvent] | None = None,
+        aggregate: tuple[str, int] | None = None,
+    ) -> None:
+        self.position = position
+        self.topic = topic
+        self.payload = payload
+        """The event's fields as stored (JSON, without aggregate id and version); empty if not at hand."""
+        self._event = event
+        self._decode = decode
+        if aggregate is None:
+            assert event is not None
+            aggregate = (str(event.originator_id), event.originator_version)
+        self.aggregate = aggregate
+        """The aggregate's id (as text) and the version this event gave it."""
+
+    @property
+    def event(self) -> LedgerEvent:
+        if self._event is None:
+            assert self._decode is not None
+            self._event = self._decode()
+        return self._event
 
 
 class Writer:

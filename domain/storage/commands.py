@@ -16,6 +16,8 @@ from uuid import UUID
 import orjson
 
 EventKey = tuple[UUID, int]
+LogRow = tuple[int, str, int, str, bytes]
+"""(position, aggregate id as text, version, topic, JSON payload): one stored event, undecoded."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class CommandLog(Protocol):
 
     def positions_of(self, keys: Sequence[EventKey]) -> list[int]:
         """The notification ids of the stored events with these keys, in the same order."""
+
+    def read_log(self, after: int, limit: int) -> list[LogRow]:
+        """Up to `limit` stored events after position `after`, in order, as plain tuples (no decoding)."""
 
 
 COLUMNS = ("command_id", "name", "digest", "actor_id", "aggregate_id", "events", "recorded_at")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, cast
 from uuid import UUID
 
@@ -46,7 +47,7 @@ class PydanticMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
-        event_class = resolve_topic(stored_event.topic)
+        event_class, current_version = _event_class(stored_event.topic)
         stored_state = stored_event.state
         if self.cipher:
             stored_state = self.cipher.decrypt(stored_state)
@@ -54,9 +55,16 @@ class PydanticMapper(Mapper[UUID]):
             stored_state = self.compressor.decompress(stored_state)
         state: dict[str, Any] = self.transcoder.decode(stored_state)
         from_version = state.pop("class_version", 1)
-        while from_version < getattr(event_class, "class_version", 1):
+        while from_version < current_version:
             getattr(event_class, f"upcast_v{from_version}_v{from_version + 1}")(state)
             from_version += 1
         state["originator_id"] = stored_event.originator_id
         state["originator_version"] = stored_event.originator_version
         return cast(DomainEventProtocol[UUID], event_class.model_validate(state))
+
+
+@cache
+def _event_class(topic: str) -> tuple[type[BaseModel], int]:
+    """The class a topic names and its current class version (looked up once per topic)."""
+    event_class = resolve_topic(topic)
+    return event_class, getattr(event_class, "class_version", 1)

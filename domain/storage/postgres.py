@@ -11,7 +11,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey
+from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey, LogRow
 
 EVENTS_TABLE = "stored_events"
 COMMANDS_TABLE = "command_log"
@@ -48,6 +48,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.select_command_statement = SQL("SELECT {1} FROM {0} WHERE command_id = %s").format(
             self.commands, SQL(", ").join(map(Identifier, COLUMNS))
         )
+        self.select_log = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
+            "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(schema, Identifier(self.events_table_name))
         self.select_position = SQL(
             "SELECT notification_id FROM {0}.{1} WHERE originator_id = %s AND originator_version = %s"
         ).format(schema, Identifier(self.events_table_name))
@@ -79,6 +83,20 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         values = [row[column] for column in COLUMNS]
         values[5] = _jsonb_text(values[5])
         return CommandRecord.from_row(values)
+
+    def read_log(self, after: int, limit: int) -> list[LogRow]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_log, (after, limit), prepare=True)
+            return [
+                (
+                    row["notification_id"],
+                    str(row["originator_id"]),
+                    row["originator_version"],
+                    row["topic"],
+                    bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
 
     def positions_of(self, keys: Sequence[EventKey]) -> list[int]:
         positions = []

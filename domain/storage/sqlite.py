@@ -6,12 +6,13 @@ import sqlite3
 from collections.abc import Sequence
 from threading import Lock
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore, SQLiteFactory
 from eventsourcing.utils import Environment, EnvType
 
-from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey
+from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey, LogRow
 
 COMMANDS_TABLE = "command_log"
 
@@ -97,6 +98,15 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             row = c.fetchone()
         return CommandRecord.from_row(tuple(row)) if row else None
 
+    def read_log(self, after: int, limit: int) -> list[LogRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, limit),
+            )
+            return [(r[0], _dashed(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
+
     def positions_of(self, keys: Sequence[EventKey]) -> list[int]:
         positions = []
         with self.datastore.transaction(commit=False) as c:
@@ -108,6 +118,13 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 )
                 positions.append(int(c.fetchone()[0]))
         return positions
+
+
+def _dashed(hex_id: str) -> str:
+    """A UUID stored as 32 hex digits, in its canonical dashed form (without parsing it)."""
+    if len(hex_id) != 32:
+        return str(UUID(hex_id))
+    return f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
 
 
 class LedgerSQLiteFactory(SQLiteFactory):

@@ -11,7 +11,7 @@ from domain.aggregate import CorrectedEvent
 from domain.case import Case
 from domain.catalogue import event_classes
 from domain.events import LedgerEvent
-from projections.columns import as_json, as_text
+from projections.columns import as_json, utc_text
 from projections.view import Envelope, Table, View, Writer
 
 COMMON = set(LedgerEvent.model_fields) | {"originator_topic"}
@@ -77,20 +77,27 @@ class CaseTimelineView(View):
 
 
 def timeline_row(envelope: Envelope) -> list[Any]:
-    event = envelope.event
-    details = {k: v for k, v in event.model_dump(mode="json").items() if k not in COMMON}
+    """The display row of one event, from its stored JSON when at hand (no decoding needed)."""
+    stored: dict[str, Any] | None = orjson.loads(envelope.payload) if envelope.payload else None
+    if stored is None or "class_version" in stored:  # not at hand, or stored before an upcast
+        event = envelope.event
+        stored = event.model_dump(mode="json")
+        aggregate_id, version = str(event.originator_id), event.originator_version
+    else:
+        aggregate_id, version = envelope.aggregate
+    details = {k: v for k, v in stored.items() if k not in COMMON}
     return [
-        str(event.originator_id),
-        event.originator_version,
+        aggregate_id,
+        version,
         envelope.position,
-        type(event).__name__,
-        str(event.actor_id),
-        str(event.actor_unit_id),
-        as_text(event.occurred_at),
-        as_text(event.timestamp),
-        event.narrative,
-        as_json([item.model_dump(mode="json") for item in event.evidence]),
+        envelope.topic.rpartition(".")[2],
+        stored["actor_id"],
+        stored["actor_unit_id"],
+        utc_text(stored["occurred_at"]),
+        utc_text(stored["timestamp"]),
+        stored["narrative"],
+        as_json(stored.get("evidence", [])),
         as_json(details),
-        event.corrects if isinstance(event, CorrectedEvent) else None,
+        stored.get("corrects") if envelope.topic.endswith(".Corrected") else None,
         as_json([]),
     ]
