@@ -6,13 +6,16 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from projections.view import View
+from projections.views.cadre_accountability import CadreAccountabilityView
 from projections.views.case_state import CaseStateView
 from projections.views.case_timeline import CaseTimelineView
 
 if TYPE_CHECKING:
     from domain.ledger import Ledger
 
-VIEWS: dict[str, type[View]] = {view.name: view for view in (CaseStateView, CaseTimelineView)}
+VIEWS: dict[str, type[View]] = {
+    view.name: view for view in (CaseStateView, CaseTimelineView, CadreAccountabilityView)
+}
 """Every view, by name, in the order they are built."""
 
 

@@ -22,6 +22,13 @@ def as_text(value: datetime | date | UUID | None) -> str | None:
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
+def moment_text(value: datetime) -> str:
+    """`as_text` for a time that is certainly there."""
+    text = as_text(value)
+    assert text is not None
+    return text
+
+
 def as_flag(value: bool | None) -> int | None:
     return None if value is None else int(value)
 

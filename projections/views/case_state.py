@@ -10,7 +10,6 @@ compare them with the ledger's clock (`projections.queries`).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -19,10 +18,8 @@ from domain.case import Case
 from domain.catalogue import event_classes
 from domain.registry import Unit
 from projections.columns import as_flag, as_text, ids_json
+from projections.memory import AggregateMemory
 from projections.view import Envelope, Table, View, Writer
-
-MEMORY = 20_000
-"""Cases kept in memory between batches; memory stays flat however long the log grows."""
 
 COLUMNS: dict[str, str] = {
     "case_id": "TEXT NOT NULL",
@@ -110,7 +107,7 @@ class CaseStateView(View):
 
     def __init__(self, ledger: Any) -> None:
         super().__init__(ledger)
-        self.cases: OrderedDict[UUID, Case] = OrderedDict()
+        self.cases: AggregateMemory[Case] = AggregateMemory(self._replayed)
         self.unit_paths: dict[UUID, str] = {}
 
     def apply(self, writer: Writer, batch: Sequence[Envelope]) -> None:
@@ -121,7 +118,7 @@ class CaseStateView(View):
         writer.upsert(CASE_STATE, list(COLUMNS), [self.row(case, env) for case, env in changed.values()])
 
     def forget(self) -> None:
-        self.cases.clear()
+        self.cases.forget()
 
     def row(self, case: Case, envelope: Envelope) -> tuple[Any, ...]:
         """The case as a row: every column of COLUMNS, in order."""
@@ -194,20 +191,19 @@ class CaseStateView(View):
         return tuple(values[column] for column in COLUMNS)
 
     def _advance(self, envelope: Envelope) -> Case:
-        """The case after this event: from memory when it holds the version before, else from the store."""
+        """The case after this event, applied with the aggregate's own code."""
         event = envelope.event
-        case_id = event.originator_id
-        case = self.cases.pop(case_id, None)
-        if event.originator_version == 1:
+        case = self.cases.before(event)
+        if case is None:
             case = event.mutate(None)  # type: ignore[attr-defined]
         else:
-            if case is None or case.version != event.originator_version - 1:
-                case = self.ledger.repository.get(case_id, version=event.originator_version - 1)
             event.mutate(case)  # type: ignore[attr-defined]
         assert isinstance(case, Case)
-        self.cases[case_id] = case
-        if len(self.cases) > MEMORY:
-            self.cases.popitem(last=False)
+        self.cases.keep(case.id, case)
+        return case
+
+    def _replayed(self, case_id: UUID, version: int) -> Case:
+        case: Case = self.ledger.repository.get(case_id, version=version)
         return case
 
     def _unit_path(self, unit_id: UUID) -> str:

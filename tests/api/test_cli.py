@@ -13,6 +13,7 @@ import pytest
 
 from domain.clock import ManualClock
 from domain.ledger import Ledger
+from projections import VIEWS
 from tests.support import World, build_world
 
 
@@ -177,10 +178,10 @@ def test_projections_run_follows_the_log_until_stopped(populated: World, databas
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             status = dutyledger("projections", "status", database_url=database_url)
-            if status.stdout.count("lag 0") == 2:
+            if status.stdout.count("lag 0") == len(VIEWS):
                 break
             time.sleep(0.5)
-        assert status.stdout.count("lag 0") == 2, status.stdout
+        assert status.stdout.count("lag 0") == len(VIEWS), status.stdout
     finally:
         follower.send_signal(signal.SIGINT)
         out, err = follower.communicate(timeout=30)

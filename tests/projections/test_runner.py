@@ -67,6 +67,10 @@ def test_a_runner_killed_mid_batch_applies_every_event_exactly_once_on_restart(w
     restarted.catch_up()
     assert restarted.position == end
     assert_views_equal_replay(world.ledger, restarted.connection)
+    live = {view.name: digest(restarted.connection, view) for view in build_views(world.ledger)}
+    for view in build_views(world.ledger):
+        rebuild(world.ledger, view)
+    assert {view.name: digest(restarted.connection, view) for view in build_views(world.ledger)} == live
     restarted.close()
 
 

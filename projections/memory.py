@@ -1,0 +1,54 @@
+"""What a view remembers per aggregate between batches: bounded, and rebuilt from the store on a miss.
+
+A view keeps a small state per aggregate (a case's open deadlines, say) to turn the next
+event into rows. Memory holds the most recently used states only, so it stays flat
+however long the log grows; a state that was dropped, or never seen since the view
+started, is rebuilt by replaying the aggregate's stored events up to the version
+before the one at hand.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+from uuid import UUID
+
+from domain.events import LedgerEvent
+
+MEMORY = 20_000
+
+
+class Versioned(Protocol):
+    version: int
+
+
+S = TypeVar("S", bound=Versioned)
+
+
+class AggregateMemory(Generic[S]):
+    """Per-aggregate states, most recently used first, at most `size` of them."""
+
+    def __init__(self, rebuild: Callable[[UUID, int], S], size: int = MEMORY) -> None:
+        self._rebuild = rebuild
+        self._states: OrderedDict[UUID, S] = OrderedDict()
+        self._size = size
+
+    def before(self, event: LedgerEvent) -> S | None:
+        """The state just before `event` (None before a first event): remembered, or rebuilt."""
+        aggregate_id = event.originator_id
+        state = self._states.pop(aggregate_id, None)
+        if event.originator_version == 1:
+            return None
+        if state is None or state.version != event.originator_version - 1:
+            state = self._rebuild(aggregate_id, event.originator_version - 1)
+        return state
+
+    def keep(self, aggregate_id: UUID, state: S) -> None:
+        """Remember the state after an event, dropping the least recently used beyond the limit."""
+        self._states[aggregate_id] = state
+        if len(self._states) > self._size:
+            self._states.popitem(last=False)
+
+    def forget(self) -> None:
+        self._states.clear()

@@ -1,0 +1,422 @@
+"""`cadre_accountability`: what each cadre held, did, missed and was found to have failed, over time.
+
+Three tables, all in business time (`occurred_at`), so any window `[from, to)` can be
+asked of them (`projections.accountability`):
+
+- `cadre_roles`: who held each case as handler, responsible person or owning leader,
+  from when until when (a role ends when replaced, or when the case is closed or
+  declined; a reopening starts it again);
+- `case_deadlines`: every deadline a case was set (acceptance notice, reply, review
+  answer, supervision report, meeting deadline), when it was met, and whether on time;
+  an extension supersedes the open row (on_time NULL) and opens a new one, so what was
+  due at any past moment is still on record;
+- `cadre_facts`: one row per thing a cadre did or had attributed to them (received a
+  petition, recorded an action or a late record, replied, had a reply fail, assigned,
+  supervised, chaired, was found or sanctioned), each pointing at the event proving it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from domain.aggregate import CorrectedEvent
+from domain.case import Case
+from domain.catalogue import event_classes
+from domain.events import LedgerEvent
+from domain.inquiry import Inquiry
+from domain.meeting import Meeting
+from domain.registry import Unit
+from domain.values import ReviewOutcome, Satisfaction, UnitKind
+from projections.columns import as_json, as_text, moment_text
+from projections.memory import AggregateMemory
+from projections.view import Envelope, Table, View, Writer
+
+LATE_RECORD = timedelta(hours=72)
+"""A record made more than this after the fact counts as filed late (part of the view's definition)."""
+
+ROLES = ("handler", "responsible", "owning_leader")
+ZONE = ZoneInfo("Asia/Shanghai")
+
+CADRE_ROLES = Table(
+    "cadre_roles",
+    "case_id TEXT NOT NULL, role TEXT NOT NULL, seq INTEGER NOT NULL, cadre_id TEXT NOT NULL, "
+    "started_at TEXT NOT NULL, ended_at TEXT, started_version BIGINT NOT NULL, ended_version BIGINT",
+    key=("case_id", "role", "seq"),
+    indexes=(("cadre_id", "started_at"),),
+)
+CASE_DEADLINES = Table(
+    "case_deadlines",
+    "case_id TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL, due TEXT NOT NULL, "
+    "due_end TEXT NOT NULL, set_at TEXT NOT NULL, set_version BIGINT NOT NULL, resolved_at TEXT, "
+    "resolved_version BIGINT, on_time INTEGER",
+    key=("case_id", "kind", "seq"),
+    indexes=(("due_end",),),
+)
+CADRE_FACTS = Table(
+    "cadre_facts",
+    "cadre_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL, recorded_at TEXT NOT NULL, "
+    "aggregate_id TEXT NOT NULL, version BIGINT NOT NULL, position BIGINT NOT NULL, case_id TEXT, "
+    "detail TEXT NOT NULL",
+    key=("aggregate_id", "version", "kind", "cadre_id"),
+    indexes=(("cadre_id", "at"), ("case_id", "kind")),
+)
+ROLE_COLUMNS = (
+    "case_id",
+    "role",
+    "seq",
+    "cadre_id",
+    "started_at",
+    "ended_at",
+    "started_version",
+    "ended_version",
+)
+DEADLINE_COLUMNS = (
+    "case_id",
+    "kind",
+    "seq",
+    "due",
+    "due_end",
+    "set_at",
+    "set_version",
+    "resolved_at",
+    "resolved_version",
+    "on_time",
+)
+FACT_COLUMNS = (
+    "cadre_id",
+    "kind",
+    "at",
+    "recorded_at",
+    "aggregate_id",
+    "version",
+    "position",
+    "case_id",
+    "detail",
+)
+
+
+@dataclass
+class CaseMemory:
+    """What the view must remember of a case to turn its next event into rows."""
+
+    version: int = 0
+    holders: dict[str, str] = field(default_factory=dict)
+    """Current holder of each role (also kept while the case is closed, to reopen with)."""
+    open_roles: dict[str, list[Any]] = field(default_factory=dict)
+    role_seq: dict[str, int] = field(default_factory=dict)
+    open_deadlines: dict[str, list[Any]] = field(default_factory=dict)
+    deadline_seq: dict[str, int] = field(default_factory=dict)
+    last_reply: tuple[str, int] | None = None
+    """(cadre, version) of the latest reply."""
+    acted_units: set[str] = field(default_factory=set)
+    order_issuers: dict[int, str] = field(default_factory=dict)
+
+
+class Rows:
+    """The rows a batch writes, keyed so the last write of a row wins."""
+
+    def __init__(self) -> None:
+        self.roles: dict[tuple[Any, ...], list[Any]] = {}
+        self.deadlines: dict[tuple[Any, ...], list[Any]] = {}
+        self.facts: dict[tuple[Any, ...], list[Any]] = {}
+
+
+class CadreAccountabilityView(View):
+    """Roles held, deadlines met and missed, and facts, for every cadre."""
+
+    name = "cadre_accountability"
+    schema_version = 1
+    tables = (CADRE_ROLES, CASE_DEADLINES, CADRE_FACTS)
+    topics = frozenset(
+        event.TOPIC for aggregate in (Case, Meeting, Inquiry) for event in event_classes(aggregate)
+    )
+
+    def __init__(self, ledger: Any) -> None:
+        super().__init__(ledger)
+        self.cases: AggregateMemory[CaseMemory] = AggregateMemory(self._replayed)
+        self.kinds: dict[UUID, UnitKind] = {}
+
+    def apply(self, writer: Writer, batch: Sequence[Envelope]) -> None:
+        rows = Rows()
+        for envelope in batch:
+            event = envelope.event
+            self._late_record(rows, envelope)
+            if isinstance(event, Case.Event):
+                memory = self.cases.before(event) or CaseMemory()
+                self._case_event(memory, event, envelope.position, rows)
+                memory.version = event.originator_version
+                self.cases.keep(event.originator_id, memory)
+            elif isinstance(event, Meeting.Convened):
+                self._fact(
+                    rows,
+                    event,
+                    envelope.position,
+                    "meeting_chaired",
+                    event.chair_id,
+                    None,
+                    {"principal": event.chaired_by_principal},
+                )
+            elif isinstance(event, Inquiry.FindingRecorded):
+                proof = [ref.model_dump(mode="json") for ref in event.proof]
+                detail = {
+                    "obligation": event.obligation.value,
+                    "proof": proof,
+                    "finding_no": event.finding_no,
+                }
+                self._fact(rows, event, envelope.position, "finding", event.cadre_id, event.case_id, detail)
+            elif isinstance(event, Inquiry.SanctionRecorded):
+                detail = {"sanction": event.kind.value, "finding_no": event.finding_no}
+                self._fact(rows, event, envelope.position, "sanction", event.cadre_id, None, detail)
+        writer.upsert(CADRE_ROLES, ROLE_COLUMNS, list(rows.roles.values()))
+        writer.upsert(CASE_DEADLINES, DEADLINE_COLUMNS, list(rows.deadlines.values()))
+        writer.upsert(CADRE_FACTS, FACT_COLUMNS, list(rows.facts.values()))
+
+    def forget(self) -> None:
+        self.cases.forget()
+
+    # --- cases --------------------------------------------------------------------------------
+
+    def _case_event(self, memory: CaseMemory, event: LedgerEvent, position: int, rows: Rows) -> None:
+        """Turn one case event into role, deadline and fact rows; keep what the next event needs."""
+        actor = str(event.actor_id)
+
+        def fact(kind: str, cadre: UUID | str, detail: Any = None) -> None:
+            self._fact(rows, event, position, kind, cadre, event.originator_id, detail or {})
+
+        match event:
+            case Case.Registered():
+                fact("received", actor)
+                self._open_deadline(memory, rows, event, "acceptance_notice", event.acceptance_notice_due)
+            case Case.Forwarded() | Case.Assigned():
+                self._resolve(memory, rows, event, "acceptance_notice", on_time=None)
+                for role in ("handler", "responsible"):
+                    self._end_role(memory, rows, event, role)
+                    memory.holders.pop(role, None)
+                if (
+                    self._unit_kind(event.actor_unit_id) is not UnitKind.PETITION_BUREAU
+                    and str(event.actor_unit_id) not in memory.acted_units
+                ):
+                    fact("passed_on", actor, {"to_unit_id": str(event.to_unit_id)})
+                if isinstance(event, Case.Assigned):
+                    fact("assigned", actor, {"to_unit_id": str(event.to_unit_id)})
+                self._open_deadline(memory, rows, event, "acceptance_notice", event.acceptance_notice_due)
+            case Case.Accepted():
+                self._resolve(memory, rows, event, "acceptance_notice", on_time=event.notice_on_time)
+                self._open_deadline(memory, rows, event, "reply", event.reply_due)
+            case Case.Declined():
+                self._resolve(memory, rows, event, "acceptance_notice", on_time=event.notice_on_time)
+                self._discharge(memory, rows, event)
+            case Case.HandlerAssigned():
+                self._hand_over(memory, rows, event, "handler", event.handler_id)
+            case Case.ResponsibilityAssigned():
+                self._hand_over(memory, rows, event, "responsible", event.cadre_id)
+            case Case.OwningLeaderAppointed():
+                self._hand_over(memory, rows, event, "owning_leader", event.leader_id)
+            case Case.StudiedAtMeeting():
+                self._open_deadline(memory, rows, event, "meeting", event.due)
+            case Case.ActionRecorded():
+                memory.acted_units.add(str(event.actor_unit_id))
+                fact("action", actor, {"kind": event.kind})
+            case Case.DeadlineExtended():
+                self._move_deadline(memory, rows, event, "reply", event.reply_due)
+            case Case.HearingHeld() if event.review_answer_due is not None:
+                self._move_deadline(memory, rows, event, "review_answer", event.review_answer_due)
+            case Case.ReplyIssued():
+                self._resolve(memory, rows, event, "reply", on_time=event.on_time)
+                memory.last_reply = (actor, event.originator_version)
+                fact("reply_issued", actor, {"outcome": event.outcome.value, "on_time": event.on_time})
+            case Case.SatisfactionRated():
+                self._reply_fact(memory, fact, "reply_rated", {"rating": event.rating.value})
+                if event.rating is Satisfaction.UNSATISFIED:
+                    self._reply_fact(memory, fact, "reply_failed", {"because": "unsatisfied"})
+            case Case.ReviewRequested():
+                self._open_deadline(memory, rows, event, "review_answer", event.answer_due)
+            case Case.ReviewDecided():
+                self._resolve(memory, rows, event, "review_answer", on_time=event.on_time)
+                if event.outcome is not ReviewOutcome.UPHELD:
+                    self._reply_fact(memory, fact, "reply_overturned", {"outcome": event.outcome.value})
+                    self._reply_fact(
+                        memory, fact, "reply_failed", {"because": f"review {event.outcome.value}"}
+                    )
+                if event.reply_due is not None:
+                    self._reopen_roles(memory, rows, event)
+                    self._open_deadline(memory, rows, event, "reply", event.reply_due)
+            case Case.Closed():
+                self._resolve(memory, rows, event, "meeting", on_time=None)
+                self._discharge(memory, rows, event)
+            case Case.Reopened():
+                self._reply_fact(memory, fact, "reply_failed", {"because": "reopened"})
+                self._reopen_roles(memory, rows, event)
+                self._open_deadline(memory, rows, event, "reply", event.reply_due)
+            case Case.LeapfrogRecorded():
+                self._reply_fact(memory, fact, "reply_failed", {"because": "leapfrog"})
+            case Case.SupervisionIssued():
+                memory.order_issuers[event.order_no] = actor
+                fact("supervision_issued", actor, {"order_no": event.order_no})
+                if event.due is not None:
+                    self._open_deadline(memory, rows, event, f"supervision_{event.order_no}", event.due)
+            case Case.SupervisionAnswered():
+                self._resolve(memory, rows, event, f"supervision_{event.order_no}", on_time=event.on_time)
+                issuer = memory.order_issuers.get(event.order_no)
+                if issuer:
+                    fact(
+                        "supervision_followed", issuer, {"order_no": event.order_no, "on_time": event.on_time}
+                    )
+            case CorrectedEvent():
+                pass
+
+    def _reply_fact(
+        self, memory: CaseMemory, fact: Callable[[str, str, Any], None], kind: str, detail: dict[str, Any]
+    ) -> None:
+        """A fact about the latest reply, attributed to the cadre who issued it."""
+        if memory.last_reply is not None:
+            cadre, version = memory.last_reply
+            fact(kind, cadre, detail | {"reply_version": version})
+
+    # --- roles ----------------------------------------------------------------------------------
+
+    def _hand_over(self, memory: CaseMemory, rows: Rows, event: LedgerEvent, role: str, cadre: UUID) -> None:
+        self._end_role(memory, rows, event, role)
+        memory.holders[role] = str(cadre)
+        self._start_role(memory, rows, event, role)
+
+    def _start_role(self, memory: CaseMemory, rows: Rows, event: LedgerEvent, role: str) -> None:
+        seq = memory.role_seq.get(role, 0) + 1
+        memory.role_seq[role] = seq
+        row = [
+            str(event.originator_id),
+            role,
+            seq,
+            memory.holders[role],
+            as_text(event.occurred_at),
+            None,
+            event.originator_version,
+            None,
+        ]
+        memory.open_roles[role] = row
+        rows.roles[tuple(row[:3])] = row
+
+    def _end_role(self, memory: CaseMemory, rows: Rows, event: LedgerEvent, role: str) -> None:
+        row = memory.open_roles.pop(role, None)
+        if row is not None:
+            row = [*row[:5], as_text(event.occurred_at), row[6], event.originator_version]
+            rows.roles[tuple(row[:3])] = row
+
+    def _discharge(self, memory: CaseMemory, rows: Rows, event: LedgerEvent) -> None:
+        """The case is closed or declined: every role ends (holders are kept for a reopening)."""
+        for role in list(memory.open_roles):
+            self._end_role(memory, rows, event, role)
+
+    def _reopen_roles(self, memory: CaseMemory, rows: Rows, event: LedgerEvent) -> None:
+        for role in ROLES:
+            if role in memory.holders and role not in memory.open_roles:
+                self._start_role(memory, rows, event, role)
+
+    # --- deadlines ------------------------------------------------------------------------------
+
+    def _open_deadline(
+        self, memory: CaseMemory, rows: Rows, event: LedgerEvent, kind: str, due: date
+    ) -> None:
+        seq = memory.deadline_seq.get(kind, 0) + 1
+        memory.deadline_seq[kind] = seq
+        row = [
+            str(event.originator_id),
+            kind,
+            seq,
+            due.isoformat(),
+            _due_end(due),
+            as_text(event.occurred_at),
+            event.originator_version,
+            None,
+            None,
+            None,
+        ]
+        memory.open_deadlines[kind] = row
+        rows.deadlines[tuple(row[:3])] = row
+
+    def _move_deadline(
+        self, memory: CaseMemory, rows: Rows, event: LedgerEvent, kind: str, due: date
+    ) -> None:
+        """A new due date supersedes the open one from now on; the old row keeps what was due before."""
+        if kind in memory.open_deadlines:
+            self._resolve(memory, rows, event, kind, on_time=None, superseded=True)
+            self._open_deadline(memory, rows, event, kind, due)
+
+    def _resolve(
+        self,
+        memory: CaseMemory,
+        rows: Rows,
+        event: LedgerEvent,
+        kind: str,
+        on_time: bool | None,
+        superseded: bool = False,
+    ) -> None:
+        """Close the open deadline: met or missed (judged now if the event did not say), or superseded."""
+        row = memory.open_deadlines.pop(kind, None)
+        if row is None:
+            return
+        resolved_at = moment_text(event.occurred_at)
+        if on_time is None and not superseded:
+            on_time = resolved_at <= row[4]
+        row = [*row[:7], resolved_at, event.originator_version, None if superseded else int(bool(on_time))]
+        rows.deadlines[tuple(row[:3])] = row
+
+    # --- facts ----------------------------------------------------------------------------------
+
+    def _fact(
+        self,
+        rows: Rows,
+        event: LedgerEvent,
+        position: int,
+        kind: str,
+        cadre: UUID | str,
+        case_id: UUID | None,
+        detail: dict[str, Any],
+    ) -> None:
+        row = [
+            str(cadre),
+            kind,
+            as_text(event.occurred_at),
+            as_text(event.timestamp),
+            str(event.originator_id),
+            event.originator_version,
+            position,
+            str(case_id) if case_id else None,
+            as_json(detail),
+        ]
+        rows.facts[(row[4], row[5], kind, row[0])] = row
+
+    def _late_record(self, rows: Rows, envelope: Envelope) -> None:
+        event = envelope.event
+        lateness = event.timestamp - event.occurred_at
+        if lateness > LATE_RECORD:
+            case_id = event.originator_id if isinstance(event, Case.Event) else None
+            hours = round(lateness.total_seconds() / 3600, 1)
+            detail = {"hours_late": hours, "event": type(event).__name__}
+            self._fact(rows, event, envelope.position, "late_record", event.actor_id, case_id, detail)
+
+    def _unit_kind(self, unit_id: UUID) -> UnitKind:
+        if unit_id not in self.kinds:
+            unit = self.ledger.cache.get(unit_id)
+            assert isinstance(unit, Unit)
+            self.kinds[unit_id] = unit.kind
+        return self.kinds[unit_id]
+
+    def _replayed(self, case_id: UUID, version: int) -> CaseMemory:
+        """A case's memory rebuilt from its stored events up to `version` (the rows are discarded)."""
+        memory = CaseMemory()
+        for event in self.ledger.events.get(case_id, lte=version):
+            assert isinstance(event, LedgerEvent)
+            self._case_event(memory, event, 0, Rows())
+            memory.version = event.originator_version
+        return memory
+
+
+def _due_end(due: date) -> str:
+    """The moment a due date ends (midnight after it, Beijing time), as UTC text."""
+    return moment_text(datetime.combine(due + timedelta(days=1), time(0), ZONE))
