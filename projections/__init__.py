@@ -9,12 +9,13 @@ from projections.view import View
 from projections.views.cadre_accountability import CadreAccountabilityView
 from projections.views.case_state import CaseStateView
 from projections.views.case_timeline import CaseTimelineView
+from projections.views.unit_stats import UnitStatsView
 
 if TYPE_CHECKING:
     from domain.ledger import Ledger
 
 VIEWS: dict[str, type[View]] = {
-    view.name: view for view in (CaseStateView, CaseTimelineView, CadreAccountabilityView)
+    view.name: view for view in (CaseStateView, CaseTimelineView, CadreAccountabilityView, UnitStatsView)
 }
 """Every view, by name, in the order they are built."""
 

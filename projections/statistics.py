@@ -1,0 +1,131 @@
+"""The metrics people report, for a unit and its subtree, over months, beside the same months a year before.
+
+Definitions (domain.md), as ratios of the counts `unit_stats` keeps:
+
+| metric | ratio |
+|---|---|
+| timely acceptance rate 及时受理率 | notices_on_time / notices |
+| on-time closure rate 按期办结率 | replies_on_time / replies |
+| closure rate 办结率 (cases) | closed / accepted |
+| closure rate 办结率 (meetings) | studied_closed / studied |
+| resolution rate 化解率 | ended / registered |
+| rating participation 参评率 | rated / replies |
+| satisfaction 满意率 | satisfied / rated |
+| repeat petition rate 重复访率 | repeats / registered |
+| principal-leader share | meetings_principal / meetings |
+| leader-owned resolution 领导包案化解率 | owned_resolved / owned |
+| locally resolved share | disputes_resolved / disputes |
+| leapfrog petitions 越级访 | leapfrogs, and the change against the same months a year before (同比) |
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+from projections.store import ViewConnection
+
+RATIOS: dict[str, tuple[str, str]] = {
+    "timely_acceptance": ("notices_on_time", "notices"),
+    "on_time_closure": ("replies_on_time", "replies"),
+    "case_closure": ("closed", "accepted"),
+    "meeting_closure": ("studied_closed", "studied"),
+    "resolution": ("ended", "registered"),
+    "rating_participation": ("rated", "replies"),
+    "satisfaction": ("satisfied", "rated"),
+    "repeat_petitions": ("repeats", "registered"),
+    "principal_leader_share": ("meetings_principal", "meetings"),
+    "leader_owned_resolution": ("owned_resolved", "owned"),
+    "locally_resolved": ("disputes_resolved", "disputes"),
+}
+
+
+class Rate(BaseModel):
+    """A ratio with its parts; `percent` is shown to one decimal, as the source reports (99.7%)."""
+
+    model_config = ConfigDict(frozen=True)
+    numerator: int
+    denominator: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def value(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def percent(self) -> str | None:
+        return None if self.value is None else f"{self.value * 100:.1f}%"
+
+
+class Period(BaseModel):
+    """Counts and rates over a run of months."""
+
+    model_config = ConfigDict(frozen=True)
+    first_month: str
+    last_month: str
+    counts: dict[str, int]
+    rates: dict[str, Rate]
+
+
+class UnitStats(BaseModel):
+    """A unit's metrics over its whole subtree: per month, for the period, and a year before."""
+
+    model_config = ConfigDict(frozen=True)
+    unit_id: UUID
+    months: dict[str, dict[str, int]]
+    period: Period
+    last_year: Period
+    leapfrog_change: float | None
+    """(leapfrogs − leapfrogs a year before) / leapfrogs a year before; None without a base."""
+
+
+def unit_stats(connection: ViewConnection, unit_id: UUID, first_month: str, last_month: str) -> UnitStats:
+    """Metrics for `unit_id` and every unit below it, months `first_month`..`last_month` (YYYY-MM)."""
+    months = _monthly(connection, unit_id, first_month, last_month)
+    period = _period(months, first_month, last_month)
+    before = (_year_before(first_month), _year_before(last_month))
+    last_year = _period(_monthly(connection, unit_id, *before), *before)
+    now, then = period.counts.get("leapfrogs", 0), last_year.counts.get("leapfrogs", 0)
+    return UnitStats(
+        unit_id=unit_id,
+        months=months,
+        period=period,
+        last_year=last_year,
+        leapfrog_change=(now - then) / then if then else None,
+    )
+
+
+def rates(counts: dict[str, int]) -> dict[str, Rate]:
+    return {
+        name: Rate(numerator=counts.get(top, 0), denominator=counts.get(bottom, 0))
+        for name, (top, bottom) in RATIOS.items()
+    }
+
+
+def _monthly(connection: ViewConnection, unit_id: UUID, first: str, last: str) -> dict[str, dict[str, int]]:
+    rows = connection.execute(
+        "SELECT c.month, c.metric, SUM(c.value) FROM unit_counts c "
+        "JOIN unit_paths p ON p.unit_id = c.unit_id WHERE p.path LIKE ? AND c.month >= ? AND c.month <= ? "
+        "GROUP BY c.month, c.metric ORDER BY c.month",
+        (f"%/{unit_id}/%", first, last),
+    )
+    months: dict[str, dict[str, int]] = defaultdict(dict)
+    for month, metric, value in rows:
+        months[month][metric] = int(value)
+    return dict(months)
+
+
+def _period(months: dict[str, dict[str, int]], first: str, last: str) -> Period:
+    totals: dict[str, int] = defaultdict(int)
+    for counts in months.values():
+        for metric, value in counts.items():
+            totals[metric] += value
+    return Period(first_month=first, last_month=last, counts=dict(totals), rates=rates(totals))
+
+
+def _year_before(month: str) -> str:
+    year, number = month.split("-")
+    return f"{int(year) - 1}-{number}"

@@ -1,0 +1,104 @@
+"""Unit statistics: hand-computed expectations, the source's own figures, roll-up, same period last year."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from domain.values import ClosureKind, ReplyOutcome, Satisfaction
+from projections import build_views
+from projections.runner import Runner
+from projections.statistics import Rate, rates, unit_stats
+from tests.support import World
+
+
+@pytest.fixture
+def views(world: World) -> Iterator[Runner]:
+    runner = Runner(world.ledger, build_views(world.ledger, ["unit_stats"]))
+    yield runner
+    runner.close()
+
+
+def test_the_source_figures_give_the_rates_the_source_reports() -> None:
+    """City joint meetings: 311 cases studied, 310 closed; counties: 3,077 studied, 2,854 closed."""
+    city = rates({"studied": 311, "studied_closed": 310, "meetings": 113, "meetings_principal": 113})
+    counties = rates({"studied": 3077, "studied_closed": 2854})
+    assert city["meeting_closure"].percent == "99.7%"
+    assert city["principal_leader_share"].percent == "100.0%"
+    assert counties["meeting_closure"].percent == "92.8%"
+
+
+def test_a_rate_without_a_denominator_is_unknown_not_zero() -> None:
+    assert Rate(numerator=0, denominator=0).value is None
+    assert Rate(numerator=0, denominator=0).percent is None
+
+
+def test_a_months_cases_add_up_to_hand_computed_rates_rolled_up_to_the_city(
+    world: World, views: Runner
+) -> None:
+    month = world.today().strftime("%Y-%m")
+    on_time = world.replied()
+    world.do(world.county_clerk, "rate_satisfaction", case_id=on_time, rating=Satisfaction.SATISFIED)
+    world.do(world.township_clerk, "close_case", case_id=on_time, closure=ClosureKind.SUBSTANTIVE)
+    world.do(world.township_clerk, "end_petition", case_id=on_time)
+    world.replied(outcome=ReplyOutcome.EXPLAIN)  # replied, never rated
+    world.do(world.township_clerk, "decline_case", case_id=world.register(), reason="outside_scope")
+    world.register(actor=world.outsider)  # another township of the same county
+    views.catch_up()
+    for unit, registered in ((world.township, 3), (world.county, 4), (world.city, 4)):
+        period = unit_stats(views.connection, unit, month, month).period
+        assert period.counts["registered"] == registered
+    township = unit_stats(views.connection, world.township, month, month).period
+    assert township.counts["notices"] == 3
+    assert township.rates["timely_acceptance"].value == 1.0
+    assert township.rates["case_closure"].percent == "50.0%"  # 1 closed of 2 accepted
+    assert township.rates["resolution"].numerator == 1
+    assert township.rates["rating_participation"].percent == "50.0%"  # 1 rated of 2 replies
+    assert township.rates["satisfaction"].value == 1.0
+    assert unit_stats(views.connection, world.henan_county, month, month).period.counts == {}
+
+
+def test_leapfrogs_are_compared_with_the_same_months_a_year_before(world: World, views: Runner) -> None:
+    case_id = world.accepted()
+    world.do(world.city_clerk, "record_leapfrog", case_id=case_id, level="national")
+    last_year = world.today().strftime("%Y-%m")
+    world.advance(days=366)
+    world.do(world.city_clerk, "record_leapfrog", case_id=case_id, level="provincial")
+    world.do(world.city_clerk, "record_leapfrog", case_id=case_id, level="national")
+    views.catch_up()
+    month = world.today().strftime("%Y-%m")
+    stats = unit_stats(views.connection, world.county, month, month)
+    assert stats.period.counts["leapfrogs"] == 2
+    assert stats.last_year.first_month == last_year
+    assert stats.last_year.counts["leapfrogs"] == 1
+    assert stats.leapfrog_change == 1.0  # two against one: up 100%
+
+
+def test_meetings_count_studied_and_closed_cases_and_who_chaired(world: World, views: Runner) -> None:
+    month = world.today().strftime("%Y-%m")
+    meeting = world.do(
+        world.county_clerk, "convene_meeting", unit_id=world.county, chair_id=world.county_head
+    ).aggregate_id
+    studied = []
+    for _ in range(3):
+        case_id = world.accepted()
+        world.do(
+            world.county_clerk,
+            "study_case",
+            meeting_id=meeting,
+            case_id=case_id,
+            owning_leader_id=world.county_leader,
+            responsible_cadre_id=world.township_clerk,
+            due=world.today() + timedelta(days=30),
+        )
+        studied.append(case_id)
+    for case_id in studied[:2]:
+        world.do(world.township_clerk, "issue_reply", case_id=case_id, outcome=ReplyOutcome.SUPPORT)
+        world.do(world.township_clerk, "close_case", case_id=case_id, closure=ClosureKind.SUBSTANTIVE)
+    views.catch_up()
+    period = unit_stats(views.connection, world.city, month, month).period
+    assert period.counts["meetings"] == period.counts["meetings_principal"] == 1
+    assert period.rates["meeting_closure"].percent == "66.7%"
+    assert period.rates["leader_owned_resolution"].denominator == 3
