@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from domain.ledger import Ledger
 from projections.runner import Runner
 from projections.store import ViewStore
 from projections.tracking import TRACKING, Track, create_generation, ensure_schema, point_readers_at, tracks
 from projections.view import View
-
-if TYPE_CHECKING:
-    from domain.ledger import Ledger
 
 
 @dataclass(frozen=True)
@@ -44,20 +41,34 @@ def rebuild(
     Readers query the old generation until the swap; runners following the view notice the
     swap at their next batch and carry on with the new generation from its position.
     """
+    return rebuild_together(ledger, [view], store, report)[view.name]
+
+
+def rebuild_together(
+    ledger: Ledger,
+    views: Sequence[View],
+    store: ViewStore | None = None,
+    report: Callable[[Progress], None] | None = None,
+) -> dict[str, Track]:
+    """Rebuild several views in one pass over the log (each event read and decoded once)."""
     store = store or ViewStore(ledger.database_url)
-    fresh = new_generation(view, store)
-    runner = Runner(ledger, [view], store, tracks={view.name: fresh})
+    fresh = {view.name: new_generation(view, store) for view in views}
+    runner = Runner(ledger, views, store, tracks=fresh)
     try:
         total = ledger.recorder.max_notification_id() or 0
         started = time.perf_counter()
         while runner.step():
             if report:
                 report(Progress(runner.position, total, time.perf_counter() - started))
-        built = runner.tracks[view.name]
+        built = dict(runner.tracks)
     finally:
         runner.close()
-    swap_in(view, built, store)
-    return Track(built.view, built.generation, built.schema_version, built.position, live=True)
+    for view in views:
+        swap_in(view, built[view.name], store)
+    return {
+        name: Track(t.view, t.generation, t.schema_version, t.position, live=True)
+        for name, t in built.items()
+    }
 
 
 def new_generation(view: View, store: ViewStore) -> Track:

@@ -6,7 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import orjson
+
 from domain.events import LedgerEvent
+from projections.columns import utc_text
 from projections.store import ViewConnection
 
 if TYPE_CHECKING:
@@ -40,7 +43,7 @@ class Envelope:
     can work from the stored JSON `payload` never pay for it.
     """
 
-    __slots__ = ("_decode", "_event", "aggregate", "payload", "position", "topic")
+    __slots__ = ("_decode", "_event", "_fields", "aggregate", "payload", "position", "topic")
 
     def __init__(
         self,
@@ -57,6 +60,7 @@ class Envelope:
         """The event's fields as stored (JSON, without aggregate id and version); empty if not at hand."""
         self._event = event
         self._decode = decode
+        self._fields: dict[str, Any] | None = None
         if aggregate is None:
             assert event is not None
             aggregate = (str(event.originator_id), event.originator_version)
@@ -69,6 +73,26 @@ class Envelope:
             assert self._decode is not None
             self._event = self._decode()
         return self._event
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The event's fields as JSON values (ids and times as text), parsed once for every view."""
+        if self._fields is None:
+            stored = orjson.loads(self.payload) if self.payload else None
+            if stored is None or "class_version" in stored:  # not at hand, or stored before an upcast
+                stored = self.event.model_dump(mode="json")
+            self._fields = stored
+        return self._fields
+
+    @property
+    def occurred_text(self) -> str:
+        """Business time as view columns hold it."""
+        return utc_text(self.fields["occurred_at"])
+
+    @property
+    def recorded_text(self) -> str:
+        """Record time as view columns hold it."""
+        return utc_text(self.fields["timestamp"])
 
 
 class Writer:

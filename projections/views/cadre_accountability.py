@@ -32,7 +32,7 @@ from domain.inquiry import Inquiry
 from domain.meeting import Meeting
 from domain.registry import Unit
 from domain.values import ReviewOutcome, Satisfaction, UnitKind
-from projections.columns import as_json, as_text, moment_text
+from projections.columns import as_json, moment_text
 from projections.memory import AggregateMemory
 from projections.view import Envelope, Table, View, Writer
 
@@ -145,22 +145,16 @@ class CadreAccountabilityView(View):
         rows = Rows()
         for envelope in batch:
             event = envelope.event
+            detail: dict[str, Any]
             self._late_record(rows, envelope)
             if isinstance(event, Case.Event):
                 memory = self.cases.before(event) or CaseMemory()
-                self._case_event(memory, event, envelope.position, rows)
+                self._case_event(memory, envelope, rows)
                 memory.version = event.originator_version
                 self.cases.keep(event.originator_id, memory)
             elif isinstance(event, Meeting.Convened):
-                self._fact(
-                    rows,
-                    event,
-                    envelope.position,
-                    "meeting_chaired",
-                    event.chair_id,
-                    None,
-                    {"principal": event.chaired_by_principal},
-                )
+                detail = {"principal": event.chaired_by_principal}
+                self._fact(rows, envelope, "meeting_chaired", event.chair_id, None, detail)
             elif isinstance(event, Inquiry.FindingRecorded):
                 proof = [ref.model_dump(mode="json") for ref in event.proof]
                 detail = {
@@ -168,10 +162,10 @@ class CadreAccountabilityView(View):
                     "proof": proof,
                     "finding_no": event.finding_no,
                 }
-                self._fact(rows, event, envelope.position, "finding", event.cadre_id, event.case_id, detail)
+                self._fact(rows, envelope, "finding", event.cadre_id, event.case_id, detail)
             elif isinstance(event, Inquiry.SanctionRecorded):
                 detail = {"sanction": event.kind.value, "finding_no": event.finding_no}
-                self._fact(rows, event, envelope.position, "sanction", event.cadre_id, None, detail)
+                self._fact(rows, envelope, "sanction", event.cadre_id, None, detail)
         writer.upsert(CADRE_ROLES, ROLE_COLUMNS, list(rows.roles.values()))
         writer.upsert(CASE_DEADLINES, DEADLINE_COLUMNS, list(rows.deadlines.values()))
         writer.upsert(CADRE_FACTS, FACT_COLUMNS, list(rows.facts.values()))
@@ -181,21 +175,22 @@ class CadreAccountabilityView(View):
 
     # --- cases --------------------------------------------------------------------------------
 
-    def _case_event(self, memory: CaseMemory, event: LedgerEvent, position: int, rows: Rows) -> None:
+    def _case_event(self, memory: CaseMemory, envelope: Envelope, rows: Rows) -> None:
         """Turn one case event into role, deadline and fact rows; keep what the next event needs."""
-        actor = str(event.actor_id)
+        event = envelope.event
+        actor = envelope.fields["actor_id"]
 
         def fact(kind: str, cadre: UUID | str, detail: Any = None) -> None:
-            self._fact(rows, event, position, kind, cadre, event.originator_id, detail or {})
+            self._fact(rows, envelope, kind, cadre, event.originator_id, detail or {})
 
         match event:
             case Case.Registered():
                 fact("received", actor)
-                self._open_deadline(memory, rows, event, "acceptance_notice", event.acceptance_notice_due)
+                self._open_deadline(memory, rows, envelope, "acceptance_notice", event.acceptance_notice_due)
             case Case.Forwarded() | Case.Assigned():
-                self._resolve(memory, rows, event, "acceptance_notice", on_time=None)
+                self._resolve(memory, rows, envelope, "acceptance_notice", on_time=None)
                 for role in ("handler", "responsible"):
-                    self._end_role(memory, rows, event, role)
+                    self._end_role(memory, rows, envelope, role)
                     memory.holders.pop(role, None)
                 if (
                     self._unit_kind(event.actor_unit_id) is not UnitKind.PETITION_BUREAU
@@ -204,30 +199,30 @@ class CadreAccountabilityView(View):
                     fact("passed_on", actor, {"to_unit_id": str(event.to_unit_id)})
                 if isinstance(event, Case.Assigned):
                     fact("assigned", actor, {"to_unit_id": str(event.to_unit_id)})
-                self._open_deadline(memory, rows, event, "acceptance_notice", event.acceptance_notice_due)
+                self._open_deadline(memory, rows, envelope, "acceptance_notice", event.acceptance_notice_due)
             case Case.Accepted():
-                self._resolve(memory, rows, event, "acceptance_notice", on_time=event.notice_on_time)
-                self._open_deadline(memory, rows, event, "reply", event.reply_due)
+                self._resolve(memory, rows, envelope, "acceptance_notice", on_time=event.notice_on_time)
+                self._open_deadline(memory, rows, envelope, "reply", event.reply_due)
             case Case.Declined():
-                self._resolve(memory, rows, event, "acceptance_notice", on_time=event.notice_on_time)
-                self._discharge(memory, rows, event)
+                self._resolve(memory, rows, envelope, "acceptance_notice", on_time=event.notice_on_time)
+                self._discharge(memory, rows, envelope)
             case Case.HandlerAssigned():
-                self._hand_over(memory, rows, event, "handler", event.handler_id)
+                self._hand_over(memory, rows, envelope, "handler", event.handler_id)
             case Case.ResponsibilityAssigned():
-                self._hand_over(memory, rows, event, "responsible", event.cadre_id)
+                self._hand_over(memory, rows, envelope, "responsible", event.cadre_id)
             case Case.OwningLeaderAppointed():
-                self._hand_over(memory, rows, event, "owning_leader", event.leader_id)
+                self._hand_over(memory, rows, envelope, "owning_leader", event.leader_id)
             case Case.StudiedAtMeeting():
-                self._open_deadline(memory, rows, event, "meeting", event.due)
+                self._open_deadline(memory, rows, envelope, "meeting", event.due)
             case Case.ActionRecorded():
                 memory.acted_units.add(str(event.actor_unit_id))
                 fact("action", actor, {"kind": event.kind})
             case Case.DeadlineExtended():
-                self._move_deadline(memory, rows, event, "reply", event.reply_due)
+                self._move_deadline(memory, rows, envelope, "reply", event.reply_due)
             case Case.HearingHeld() if event.review_answer_due is not None:
-                self._move_deadline(memory, rows, event, "review_answer", event.review_answer_due)
+                self._move_deadline(memory, rows, envelope, "review_answer", event.review_answer_due)
             case Case.ReplyIssued():
-                self._resolve(memory, rows, event, "reply", on_time=event.on_time)
+                self._resolve(memory, rows, envelope, "reply", on_time=event.on_time)
                 memory.last_reply = (actor, event.originator_version)
                 fact("reply_issued", actor, {"outcome": event.outcome.value, "on_time": event.on_time})
             case Case.SatisfactionRated():
@@ -235,33 +230,33 @@ class CadreAccountabilityView(View):
                 if event.rating is Satisfaction.UNSATISFIED:
                     self._reply_fact(memory, fact, "reply_failed", {"because": "unsatisfied"})
             case Case.ReviewRequested():
-                self._open_deadline(memory, rows, event, "review_answer", event.answer_due)
+                self._open_deadline(memory, rows, envelope, "review_answer", event.answer_due)
             case Case.ReviewDecided():
-                self._resolve(memory, rows, event, "review_answer", on_time=event.on_time)
+                self._resolve(memory, rows, envelope, "review_answer", on_time=event.on_time)
                 if event.outcome is not ReviewOutcome.UPHELD:
                     self._reply_fact(memory, fact, "reply_overturned", {"outcome": event.outcome.value})
                     self._reply_fact(
                         memory, fact, "reply_failed", {"because": f"review {event.outcome.value}"}
                     )
                 if event.reply_due is not None:
-                    self._reopen_roles(memory, rows, event)
-                    self._open_deadline(memory, rows, event, "reply", event.reply_due)
+                    self._reopen_roles(memory, rows, envelope)
+                    self._open_deadline(memory, rows, envelope, "reply", event.reply_due)
             case Case.Closed():
-                self._resolve(memory, rows, event, "meeting", on_time=None)
-                self._discharge(memory, rows, event)
+                self._resolve(memory, rows, envelope, "meeting", on_time=None)
+                self._discharge(memory, rows, envelope)
             case Case.Reopened():
                 self._reply_fact(memory, fact, "reply_failed", {"because": "reopened"})
-                self._reopen_roles(memory, rows, event)
-                self._open_deadline(memory, rows, event, "reply", event.reply_due)
+                self._reopen_roles(memory, rows, envelope)
+                self._open_deadline(memory, rows, envelope, "reply", event.reply_due)
             case Case.LeapfrogRecorded():
                 self._reply_fact(memory, fact, "reply_failed", {"because": "leapfrog"})
             case Case.SupervisionIssued():
                 memory.order_issuers[event.order_no] = actor
                 fact("supervision_issued", actor, {"order_no": event.order_no})
                 if event.due is not None:
-                    self._open_deadline(memory, rows, event, f"supervision_{event.order_no}", event.due)
+                    self._open_deadline(memory, rows, envelope, f"supervision_{event.order_no}", event.due)
             case Case.SupervisionAnswered():
-                self._resolve(memory, rows, event, f"supervision_{event.order_no}", on_time=event.on_time)
+                self._resolve(memory, rows, envelope, f"supervision_{event.order_no}", on_time=event.on_time)
                 issuer = memory.order_issuers.get(event.order_no)
                 if issuer:
                     fact(
@@ -280,58 +275,51 @@ class CadreAccountabilityView(View):
 
     # --- roles ----------------------------------------------------------------------------------
 
-    def _hand_over(self, memory: CaseMemory, rows: Rows, event: LedgerEvent, role: str, cadre: UUID) -> None:
-        self._end_role(memory, rows, event, role)
+    def _hand_over(self, memory: CaseMemory, rows: Rows, envelope: Envelope, role: str, cadre: UUID) -> None:
+        self._end_role(memory, rows, envelope, role)
         memory.holders[role] = str(cadre)
-        self._start_role(memory, rows, event, role)
+        self._start_role(memory, rows, envelope, role)
 
-    def _start_role(self, memory: CaseMemory, rows: Rows, event: LedgerEvent, role: str) -> None:
+    def _start_role(self, memory: CaseMemory, rows: Rows, envelope: Envelope, role: str) -> None:
         seq = memory.role_seq.get(role, 0) + 1
         memory.role_seq[role] = seq
-        row = [
-            str(event.originator_id),
-            role,
-            seq,
-            memory.holders[role],
-            as_text(event.occurred_at),
-            None,
-            event.originator_version,
-            None,
-        ]
+        case_id, version = envelope.aggregate
+        row = [case_id, role, seq, memory.holders[role], envelope.occurred_text, None, version, None]
         memory.open_roles[role] = row
         rows.roles[tuple(row[:3])] = row
 
-    def _end_role(self, memory: CaseMemory, rows: Rows, event: LedgerEvent, role: str) -> None:
+    def _end_role(self, memory: CaseMemory, rows: Rows, envelope: Envelope, role: str) -> None:
         row = memory.open_roles.pop(role, None)
         if row is not None:
-            row = [*row[:5], as_text(event.occurred_at), row[6], event.originator_version]
+            row = [*row[:5], envelope.occurred_text, row[6], envelope.aggregate[1]]
             rows.roles[tuple(row[:3])] = row
 
-    def _discharge(self, memory: CaseMemory, rows: Rows, event: LedgerEvent) -> None:
+    def _discharge(self, memory: CaseMemory, rows: Rows, envelope: Envelope) -> None:
         """The case is closed or declined: every role ends (holders are kept for a reopening)."""
         for role in list(memory.open_roles):
-            self._end_role(memory, rows, event, role)
+            self._end_role(memory, rows, envelope, role)
 
-    def _reopen_roles(self, memory: CaseMemory, rows: Rows, event: LedgerEvent) -> None:
+    def _reopen_roles(self, memory: CaseMemory, rows: Rows, envelope: Envelope) -> None:
         for role in ROLES:
             if role in memory.holders and role not in memory.open_roles:
-                self._start_role(memory, rows, event, role)
+                self._start_role(memory, rows, envelope, role)
 
     # --- deadlines ------------------------------------------------------------------------------
 
     def _open_deadline(
-        self, memory: CaseMemory, rows: Rows, event: LedgerEvent, kind: str, due: date
+        self, memory: CaseMemory, rows: Rows, envelope: Envelope, kind: str, due: date
     ) -> None:
         seq = memory.deadline_seq.get(kind, 0) + 1
         memory.deadline_seq[kind] = seq
+        case_id, version = envelope.aggregate
         row = [
-            str(event.originator_id),
+            case_id,
             kind,
             seq,
             due.isoformat(),
             _due_end(due),
-            as_text(event.occurred_at),
-            event.originator_version,
+            envelope.occurred_text,
+            version,
             None,
             None,
             None,
@@ -340,18 +328,18 @@ class CadreAccountabilityView(View):
         rows.deadlines[tuple(row[:3])] = row
 
     def _move_deadline(
-        self, memory: CaseMemory, rows: Rows, event: LedgerEvent, kind: str, due: date
+        self, memory: CaseMemory, rows: Rows, envelope: Envelope, kind: str, due: date
     ) -> None:
         """A new due date supersedes the open one from now on; the old row keeps what was due before."""
         if kind in memory.open_deadlines:
-            self._resolve(memory, rows, event, kind, on_time=None, superseded=True)
-            self._open_deadline(memory, rows, event, kind, due)
+            self._resolve(memory, rows, envelope, kind, on_time=None, superseded=True)
+            self._open_deadline(memory, rows, envelope, kind, due)
 
     def _resolve(
         self,
         memory: CaseMemory,
         rows: Rows,
-        event: LedgerEvent,
+        envelope: Envelope,
         kind: str,
         on_time: bool | None,
         superseded: bool = False,
@@ -360,10 +348,10 @@ class CadreAccountabilityView(View):
         row = memory.open_deadlines.pop(kind, None)
         if row is None:
             return
-        resolved_at = moment_text(event.occurred_at)
+        resolved_at = envelope.occurred_text
         if on_time is None and not superseded:
             on_time = resolved_at <= row[4]
-        row = [*row[:7], resolved_at, event.originator_version, None if superseded else int(bool(on_time))]
+        row = [*row[:7], resolved_at, envelope.aggregate[1], None if superseded else int(bool(on_time))]
         rows.deadlines[tuple(row[:3])] = row
 
     # --- facts ----------------------------------------------------------------------------------
@@ -371,21 +359,21 @@ class CadreAccountabilityView(View):
     def _fact(
         self,
         rows: Rows,
-        event: LedgerEvent,
-        position: int,
+        envelope: Envelope,
         kind: str,
         cadre: UUID | str,
         case_id: UUID | None,
         detail: dict[str, Any],
     ) -> None:
+        aggregate_id, version = envelope.aggregate
         row = [
             str(cadre),
             kind,
-            as_text(event.occurred_at),
-            as_text(event.timestamp),
-            str(event.originator_id),
-            event.originator_version,
-            position,
+            envelope.occurred_text,
+            envelope.recorded_text,
+            aggregate_id,
+            version,
+            envelope.position,
             str(case_id) if case_id else None,
             as_json(detail),
         ]
@@ -398,7 +386,7 @@ class CadreAccountabilityView(View):
             case_id = event.originator_id if isinstance(event, Case.Event) else None
             hours = round(lateness.total_seconds() / 3600, 1)
             detail = {"hours_late": hours, "event": type(event).__name__}
-            self._fact(rows, event, envelope.position, "late_record", event.actor_id, case_id, detail)
+            self._fact(rows, envelope, "late_record", event.actor_id, case_id, detail)
 
     def _unit_kind(self, unit_id: UUID) -> UnitKind:
         if unit_id not in self.kinds:
@@ -412,7 +400,7 @@ class CadreAccountabilityView(View):
         memory = CaseMemory()
         for event in self.ledger.events.get(case_id, lte=version):
             assert isinstance(event, LedgerEvent)
-            self._case_event(memory, event, 0, Rows())
+            self._case_event(memory, Envelope(0, event.TOPIC, event), Rows())
             memory.version = event.originator_version
         return memory
 

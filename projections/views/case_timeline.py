@@ -11,7 +11,7 @@ from domain.aggregate import CorrectedEvent
 from domain.case import Case
 from domain.catalogue import event_classes
 from domain.events import LedgerEvent
-from projections.columns import as_json, utc_text
+from projections.columns import as_json
 from projections.view import Envelope, Table, View, Writer
 
 COMMON = set(LedgerEvent.model_fields) | {"originator_topic"}
@@ -78,13 +78,8 @@ class CaseTimelineView(View):
 
 def timeline_row(envelope: Envelope) -> list[Any]:
     """The display row of one event, from its stored JSON when at hand (no decoding needed)."""
-    stored: dict[str, Any] | None = orjson.loads(envelope.payload) if envelope.payload else None
-    if stored is None or "class_version" in stored:  # not at hand, or stored before an upcast
-        event = envelope.event
-        stored = event.model_dump(mode="json")
-        aggregate_id, version = str(event.originator_id), event.originator_version
-    else:
-        aggregate_id, version = envelope.aggregate
+    stored = envelope.fields
+    aggregate_id, version = envelope.aggregate
     details = {k: v for k, v in stored.items() if k not in COMMON}
     return [
         aggregate_id,
@@ -93,8 +88,8 @@ def timeline_row(envelope: Envelope) -> list[Any]:
         envelope.topic.rpartition(".")[2],
         stored["actor_id"],
         stored["actor_unit_id"],
-        utc_text(stored["occurred_at"]),
-        utc_text(stored["timestamp"]),
+        envelope.occurred_text,
+        envelope.recorded_text,
         stored["narrative"],
         as_json(stored.get("evidence", [])),
         as_json(details),
