@@ -80,17 +80,28 @@ def cadre_accountability(
 ) -> CadreAccountability:
     """Everything the views know of the cadre in `[start, end)`, flags judged as of `end`."""
     cadre, since, until = str(cadre_id), moment_text(start), moment_text(end)
+    window = (cadre, since, until)
+    counted = connection.execute(
+        "SELECT kind, tag, COUNT(*) FROM cadre_facts "
+        "WHERE cadre_id = ? AND at >= ? AND at < ? GROUP BY kind, tag",
+        window,
+    )
+    kinds: Counter[str] = Counter()
+    tags: Counter[tuple[str, str]] = Counter()
+    for kind, tag, count in counted:
+        kinds[kind] += int(count)
+        if tag is not None:
+            tags[(kind, tag)] += int(count)
     facts = connection.execute(
         "SELECT kind, aggregate_id, version, case_id, detail FROM cadre_facts "
-        "WHERE cadre_id = ? AND at >= ? AND at < ? ORDER BY at, aggregate_id, version",
-        (cadre, since, until),
+        "WHERE cadre_id = ? AND at >= ? AND at < ? AND kind IN ('received', 'assigned', 'reply_failed') "
+        "ORDER BY at, aggregate_id, version",
+        window,
     )
-    kinds = Counter(row[0] for row in facts)
-    details = [(row[0], orjson.loads(row[4])) for row in facts]
     held = connection.execute(
         "SELECT role, COUNT(DISTINCT case_id) FROM cadre_roles "
-        "WHERE cadre_id = ? AND started_at < ? AND (ended_at IS NULL OR ended_at > ?) GROUP BY role",
-        (cadre, until, since),
+        "WHERE cadre_id = ? AND ended_at > ? AND started_at < ? GROUP BY role",
+        window,
     )
     met, missed, owned_flags = _deadlines(connection, cadre, since, until)
     flags = [
@@ -113,9 +124,9 @@ def cadre_accountability(
         replies_issued=kinds["reply_issued"],
         replies_overturned=kinds["reply_overturned"],
         replies_failed=kinds["reply_failed"],
-        ratings=dict(Counter(d["rating"] for kind, d in details if kind == "reply_rated")),
+        ratings={tag: count for (kind, tag), count in sorted(tags.items()) if kind == "reply_rated"},
         meetings_chaired=kinds["meeting_chaired"],
-        meetings_chaired_as_principal=sum(1 for k, d in details if k == "meeting_chaired" and d["principal"]),
+        meetings_chaired_as_principal=tags[("meeting_chaired", "True")],
         supervision_issued=kinds["supervision_issued"],
         supervision_followed=kinds["supervision_followed"],
         findings=kinds["finding"],
@@ -130,9 +141,9 @@ def _deadlines(connection: ViewConnection, cadre: str, since: str, until: str) -
         "SELECT d.case_id, d.kind, d.due_end, d.resolved_at, d.on_time, d.set_version, "
         "r.role, r.started_at, r.ended_at, r.started_version "
         "FROM cadre_roles r JOIN case_deadlines d ON d.case_id = r.case_id "
-        f"WHERE r.cadre_id = ? AND d.kind IN ({', '.join('?' * len(HOLDER_KINDS))}) "
-        "AND r.started_at < ? AND d.due_end >= ? AND d.set_at < ?",
-        (cadre, *HOLDER_KINDS, until, since, until),
+        f"WHERE r.cadre_id = ? AND r.ended_at >= ? AND r.started_at < ? "
+        f"AND d.kind IN ({', '.join('?' * len(HOLDER_KINDS))}) AND d.due_end >= ? AND d.set_at < ?",
+        (cadre, since, until, *HOLDER_KINDS, since, until),
     )
     judged: dict[tuple[str, str, str], bool] = {}
     flags = []
@@ -154,7 +165,7 @@ def _deadlines(connection: ViewConnection, cadre: str, since: str, until: str) -
         moment = resolved_at if resolved else due_end
         if not since <= moment < until or (not resolved and due_end >= until):
             continue
-        if started > moment or (ended is not None and ended < moment):
+        if started > moment or ended < moment:
             continue  # they did not hold the case when the deadline was judged
         kept = bool(on_time) if resolved else False
         judged[(case_id, kind, due_end)] = judged.get((case_id, kind, due_end), True) and kept

@@ -16,7 +16,8 @@ from uuid import UUID
 
 from domain.events import LedgerEvent
 
-MEMORY = 20_000
+MEMORY = 5_000
+"""Aggregates remembered per view: enough for the cases active at once, small enough to stay flat."""
 
 
 class Versioned(Protocol):

@@ -5,7 +5,7 @@ asked of them (`projections.accountability`):
 
 - `cadre_roles`: who held each case as handler, responsible person or owning leader,
   from when until when (a role ends when replaced, or when the case is closed or
-  declined; a reopening starts it again);
+  declined; a reopening starts it again; a role still held ends at `STILL_HELD`);
 - `case_deadlines`: every deadline a case was set (acceptance notice, reply, review
   answer, supervision report, meeting deadline), when it was met, and whether on time;
   an extension supersedes the open row (on_time NULL) and opens a new one, so what was
@@ -40,14 +40,16 @@ LATE_RECORD = timedelta(hours=72)
 """A record made more than this after the fact counts as filed late (part of the view's definition)."""
 
 ROLES = ("handler", "responsible", "owning_leader")
+STILL_HELD = "9999-12-31T23:59:59.999999Z"
+"""`ended_at` of a role not yet ended: later than any moment, so a window query is one index range."""
 ZONE = ZoneInfo("Asia/Shanghai")
 
 CADRE_ROLES = Table(
     "cadre_roles",
     "case_id TEXT NOT NULL, role TEXT NOT NULL, seq INTEGER NOT NULL, cadre_id TEXT NOT NULL, "
-    "started_at TEXT NOT NULL, ended_at TEXT, started_version BIGINT NOT NULL, ended_version BIGINT",
+    "started_at TEXT NOT NULL, ended_at TEXT NOT NULL, started_version BIGINT NOT NULL, ended_version BIGINT",
     key=("case_id", "role", "seq"),
-    indexes=(("cadre_id", "started_at"),),
+    indexes=(("cadre_id", "ended_at", "started_at"),),
 )
 CASE_DEADLINES = Table(
     "case_deadlines",
@@ -61,10 +63,17 @@ CADRE_FACTS = Table(
     "cadre_facts",
     "cadre_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL, recorded_at TEXT NOT NULL, "
     "aggregate_id TEXT NOT NULL, version BIGINT NOT NULL, position BIGINT NOT NULL, case_id TEXT, "
-    "detail TEXT NOT NULL",
+    "tag TEXT, detail TEXT NOT NULL",
     key=("aggregate_id", "version", "kind", "cadre_id"),
-    indexes=(("cadre_id", "at"), ("case_id", "kind")),
+    indexes=(("cadre_id", "at", "kind", "tag"), ("case_id", "kind")),
 )
+TAGS = {
+    "reply_rated": "rating",
+    "meeting_chaired": "principal",
+    "finding": "obligation",
+    "sanction": "sanction",
+}
+"""Which detail of a fact is copied to `tag`, so windows are counted by an index alone."""
 ROLE_COLUMNS = (
     "case_id",
     "role",
@@ -96,6 +105,7 @@ FACT_COLUMNS = (
     "version",
     "position",
     "case_id",
+    "tag",
     "detail",
 )
 
@@ -130,7 +140,7 @@ class CadreAccountabilityView(View):
     """Roles held, deadlines met and missed, and facts, for every cadre."""
 
     name = "cadre_accountability"
-    schema_version = 1
+    schema_version = 3
     tables = (CADRE_ROLES, CASE_DEADLINES, CADRE_FACTS)
     topics = frozenset(
         event.TOPIC for aggregate in (Case, Meeting, Inquiry) for event in event_classes(aggregate)
@@ -284,7 +294,7 @@ class CadreAccountabilityView(View):
         seq = memory.role_seq.get(role, 0) + 1
         memory.role_seq[role] = seq
         case_id, version = envelope.aggregate
-        row = [case_id, role, seq, memory.holders[role], envelope.occurred_text, None, version, None]
+        row = [case_id, role, seq, memory.holders[role], envelope.occurred_text, STILL_HELD, version, None]
         memory.open_roles[role] = row
         rows.roles[tuple(row[:3])] = row
 
@@ -375,6 +385,7 @@ class CadreAccountabilityView(View):
             version,
             envelope.position,
             str(case_id) if case_id else None,
+            str(detail[TAGS[kind]]) if kind in TAGS else None,
             as_json(detail),
         ]
         rows.facts[(row[4], row[5], kind, row[0])] = row

@@ -1,0 +1,176 @@
+"""Projections: rebuild rate, memory of a rebuild, catch-up latency, query latency on a large ledger.
+
+Every figure is printed beside a baseline measured in the same run:
+- rebuild rate of all views vs the raw rate of reading and decoding the notification log
+  (the library's `select_notifications` and the ledger's own mapper), same ledger;
+- catch-up latency (save → visible in case_state, embedded mode) vs the command's own latency;
+- query latency vs a bare `SELECT 1` on the same connection.
+Peak memory of a rebuild is measured in a fresh process per ledger size.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+from bench import synthetic
+from domain.case import Intake
+from domain.clock import ManualClock
+from domain.ledger import CommandContext, Ledger
+from domain.values import Channel
+from projections import VIEWS
+from projections.accountability import cadre_accountability
+from projections.embedded import EmbeddedProjections
+from projections.queries import get_case
+from projections.store import ViewStore
+
+
+def raw_read_decode_rate(ledger: Ledger) -> float:
+    """Events/s for reading the whole notification log in pages of 1,000 and decoding every event."""
+    start, count = 0, 0
+    began = time.perf_counter()
+    while True:
+        page = ledger.recorder.select_notifications(start=start, limit=1000, inclusive_of_start=False)
+        if not page:
+            break
+        for notification in page:
+            ledger.mapper.to_domain_event(notification)
+        count += len(page)
+        start = page[-1].id
+    return count / (time.perf_counter() - began)
+
+
+def rebuild_in_fresh_process(database_url: str) -> dict[str, float]:
+    """Rebuild every view in a new process; its events/s and peak resident memory (MiB)."""
+    code = (
+        "import json, resource, time, sys\n"
+        "from domain.ledger import Ledger\n"
+        "from projections import build_views\n"
+        "from projections.rebuild import rebuild_together\n"
+        f"ledger = Ledger({database_url!r})\n"
+        "began = time.perf_counter()\n"
+        "built = rebuild_together(ledger, build_views(ledger))\n"
+        "elapsed = time.perf_counter() - began\n"
+        "events = max(t.position for t in built.values())\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print(json.dumps({'events': events, 'rate': events / elapsed, 'peak_mib': peak}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def catch_up_latency(folder: Path, commands: int = 300) -> tuple[list[float], list[float]]:
+    """Milliseconds from a command's return to its event being in case_state, and the commands' own."""
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=1))
+    ledger = Ledger(f"sqlite:///{folder / 'latency.sqlite'}", clock=clock)
+    world = synthetic.World(ledger, clock, counties=1, towns=2)
+    _, clerk, _, _ = world.towns[0]
+    views = EmbeddedProjections(ledger, poll=5.0).start()
+    visible, own = [], []
+    try:
+        case_id = ledger.register_case(
+            CommandContext(actor_id=clerk, narrative="登记"),
+            intake=Intake(channel=Channel.VISIT, category="wage_arrears"),
+            petitioner_id=UUID(int=1),
+        ).aggregate_id
+        ledger.accept_case(CommandContext(actor_id=clerk, narrative="受理"), case_id=case_id)
+        for number in range(commands):
+            clock.advance(timedelta(seconds=30))
+            began = time.perf_counter()
+            result = ledger.record_action(
+                CommandContext(actor_id=clerk, narrative=f"走访{number}"), case_id=case_id, kind="visit"
+            )
+            saved = time.perf_counter()
+            assert views.wait_for(result.position, timeout=5)
+            visible.append((time.perf_counter() - saved) * 1000)
+            own.append((saved - began) * 1000)
+            time.sleep(random.uniform(0, 0.01))
+    finally:
+        views.stop()
+        ledger.close()
+    return visible, own
+
+
+def query_latency(ledger: Ledger, samples: int = 500) -> dict[str, list[float]]:
+    """Milliseconds per case_state get, per cadre accountability window, and per bare query."""
+    connection = ViewStore(ledger.database_url).connect()
+    case_ids = [UUID(row[0]) for row in connection.execute("SELECT case_id FROM case_state")]
+    cadres = [UUID(row[0]) for row in connection.execute("SELECT DISTINCT cadre_id FROM cadre_roles")]
+    ends = [row[0] for row in connection.execute("SELECT MAX(at) FROM cadre_facts")]
+    end = datetime.fromisoformat(ends[0].replace("Z", "+00:00"))
+    rng = random.Random(1)
+    today = end.date()
+    timings: dict[str, list[float]] = {
+        "select 1": [],
+        "case_state get": [],
+        "cadre accountability (90 days)": [],
+    }
+    for _ in range(samples):
+        began = time.perf_counter()
+        connection.execute("SELECT 1")
+        timings["select 1"].append((time.perf_counter() - began) * 1000)
+        case_id = rng.choice(case_ids)
+        began = time.perf_counter()
+        assert get_case(connection, case_id, today) is not None
+        timings["case_state get"].append((time.perf_counter() - began) * 1000)
+        window_end = end - timedelta(days=rng.randrange(0, 600))
+        began = time.perf_counter()
+        cadre_accountability(connection, rng.choice(cadres), window_end - timedelta(days=90), window_end)
+        timings["cadre accountability (90 days)"].append((time.perf_counter() - began) * 1000)
+    connection.close()
+    return timings
+
+
+def run(events: int = 1_000_000, small: int = 100_000) -> None:
+    print(f"\n== Projections: {len(VIEWS)} views ({', '.join(VIEWS)}), SQLite ==")
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        small_url = f"sqlite:///{folder / 'small.sqlite'}"
+        synthetic.build(small_url, small).close()
+        with Ledger(small_url) as ledger:
+            raw = statistics.median(raw_read_decode_rate(ledger) for _ in range(2))
+        built = rebuild_in_fresh_process(small_url)
+        print(f"rebuild of all views at {built['events']:,.0f} events: {built['rate']:8.0f} events/s")
+        print(
+            f"raw read+decode of the notification log: {raw:8.0f} events/s   ratio {built['rate'] / raw:.2f}"
+            "  (target ≥ 0.30 and ≥ 30,000 events/s)"
+        )
+        print(f"peak memory of that rebuild: {built['peak_mib']:.0f} MiB")
+
+        visible, own = catch_up_latency(folder)
+        print(
+            f"catch-up save → visible in case_state (embedded): p50 {percentile(visible, 0.5):.1f} ms, "
+            f"p99 {percentile(visible, 0.99):.1f} ms (target p99 ≤ 100 ms); "
+            f"the command itself: p50 {percentile(own, 0.5):.1f} ms, p99 {percentile(own, 0.99):.1f} ms"
+        )
+
+        large_url = f"sqlite:///{folder / 'large.sqlite'}"
+        began = time.perf_counter()
+        synthetic.build(large_url, events).close()
+        print(f"built a {events:,} event ledger in {time.perf_counter() - began:.0f} s (synthetic, batched)")
+        large = rebuild_in_fresh_process(large_url)
+        print(
+            f"rebuild of all views at {large['events']:,.0f} events: {large['rate']:8.0f} events/s, "
+            f"peak memory {large['peak_mib']:.0f} MiB "
+            f"(at {built['events']:,.0f}: {built['peak_mib']:.0f} MiB)"
+        )
+        with Ledger(large_url) as ledger:
+            timings = query_latency(ledger)
+        for label, values in timings.items():
+            print(
+                f"{label:<34} p50 {percentile(values, 0.5):6.2f} ms   p99 {percentile(values, 0.99):6.2f} ms"
+                + ("   (target p99 ≤ 10 ms)" if label != "select 1" else "   (baseline)")
+            )
