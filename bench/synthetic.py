@@ -35,9 +35,13 @@ CATEGORIES = ["land_expropriation", "wage_arrears", "housing_demolition", "socia
 
 
 class World:
-    """A city with `counties` counties of `towns` townships, a clerk and a leader in each township."""
+    """A city with `counties` counties of `towns` townships, a clerk and a leader in each township.
 
-    def __init__(self, ledger: Ledger, clock: ManualClock, counties: int = 4, towns: int = 6) -> None:
+    The default is the shape of a prefecture-level city such as Zhoukou: ten counties of
+    twenty townships (about 400 cadres carrying the cases).
+    """
+
+    def __init__(self, ledger: Ledger, clock: ManualClock, counties: int = 10, towns: int = 20) -> None:
         self.ledger = ledger
         self.admin = derived_id("bench", "admin")
         ctx = CommandContext(actor_id=self.admin, narrative="benchmark set-up")

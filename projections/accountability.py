@@ -17,7 +17,7 @@ the end of the window, each flag carrying the events that prove it:
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -81,20 +81,15 @@ def cadre_accountability(
     """Everything the views know of the cadre in `[start, end)`, flags judged as of `end`."""
     cadre, since, until = str(cadre_id), moment_text(start), moment_text(end)
     window = (cadre, since, until)
-    counted = connection.execute(
-        "SELECT kind, tag, COUNT(*) FROM cadre_facts "
-        "WHERE cadre_id = ? AND at >= ? AND at < ? GROUP BY kind, tag",
-        window,
-    )
     kinds: Counter[str] = Counter()
     tags: Counter[tuple[str, str]] = Counter()
-    for kind, tag, count in counted:
+    for kind, tag, count in _counts(connection, cadre, since, until):
         kinds[kind] += int(count)
-        if tag is not None:
+        if tag:
             tags[(kind, tag)] += int(count)
     facts = connection.execute(
         "SELECT kind, aggregate_id, version, case_id, detail FROM cadre_facts "
-        "WHERE cadre_id = ? AND at >= ? AND at < ? AND kind IN ('received', 'assigned', 'reply_failed') "
+        "WHERE cadre_id = ? AND kind = 'reply_failed' AND at >= ? AND at < ? "
         "ORDER BY at, aggregate_id, version",
         window,
     )
@@ -105,10 +100,10 @@ def cadre_accountability(
     )
     met, missed, owned_flags = _deadlines(connection, cadre, since, until)
     flags = [
-        *_received_not_handled(connection, facts, until),
-        *(_failed_reply(row) for row in facts if row[0] == "reply_failed"),
+        *_received_not_handled(connection, window),
+        *(_failed_reply(row) for row in facts),
         *owned_flags,
-        *_assigned_not_supervised(connection, cadre, facts, until),
+        *_assigned_not_supervised(connection, window),
     ]
     return CadreAccountability(
         cadre_id=cadre_id,
@@ -179,33 +174,54 @@ def _deadlines(connection: ViewConnection, cadre: str, since: str, until: str) -
     return kept_count, len(judged) - kept_count, _unique(flags)
 
 
-def _received_not_handled(connection: ViewConnection, facts: list[tuple[Any, ...]], until: str) -> list[Flag]:
-    received = {row[3]: row for row in facts if row[0] == "received"}
-    if not received:
-        return []
-    marks = ", ".join("?" * len(received))
-    acted = {
-        row[0]
-        for row in connection.execute(
-            "SELECT DISTINCT case_id FROM cadre_facts "
-            f"WHERE kind = 'action' AND at < ? AND case_id IN ({marks})",
-            (until, *received),
+def _counts(connection: ViewConnection, cadre: str, since: str, until: str) -> list[tuple[Any, ...]]:
+    """(kind, tag, count) of the cadre's facts in the window: whole UTC days summed, part days counted."""
+    first_day = since[:10] if since.endswith("T00:00:00.000000Z") else _next_day(since[:10])
+    last_day = until[:10]  # the day `until` falls in is a part day (or excluded, at midnight)
+    if first_day >= last_day:
+        return connection.execute(
+            "SELECT kind, tag, COUNT(*) FROM cadre_facts WHERE cadre_id = ? AND at >= ? AND at < ? "
+            "GROUP BY kind, tag",
+            (cadre, since, until),
         )
-    }
-    overdue = connection.execute(
-        "SELECT case_id, set_version FROM case_deadlines "
-        f"WHERE kind = 'acceptance_notice' AND seq = 1 AND case_id IN ({marks}) AND due_end < ? "
-        "AND (resolved_at IS NULL OR resolved_at >= ? OR on_time = 0) ORDER BY case_id",
-        (*received, until, until),
+    whole_from, whole_until = f"{first_day}T00:00:00.000000Z", f"{last_day}T00:00:00.000000Z"
+    return [
+        *connection.execute(
+            "SELECT kind, tag, SUM(count) FROM cadre_days WHERE cadre_id = ? AND day >= ? AND day < ? "
+            "GROUP BY kind, tag",
+            (cadre, first_day, last_day),
+        ),
+        *(
+            row
+            for start, stop in ((since, whole_from), (whole_until, until))
+            for row in connection.execute(
+                "SELECT kind, tag, COUNT(*) FROM cadre_facts WHERE cadre_id = ? AND at >= ? AND at < ? "
+                "GROUP BY kind, tag",
+                (cadre, start, stop),
+            )
+        ),
+    ]
+
+
+def _next_day(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+OVERDUE = "d.due_end < ? AND (d.resolved_at IS NULL OR d.resolved_at >= ? OR d.on_time = 0)"
+"""The deadline `d` had passed unmet as of the end of the window (both `?` are that end)."""
+
+
+def _received_not_handled(connection: ViewConnection, window: tuple[str, str, str]) -> list[Flag]:
+    until = window[2]
+    rows = connection.execute(
+        "SELECT f.case_id, f.aggregate_id, f.version, d.set_version FROM cadre_facts f "
+        "JOIN case_deadlines d ON d.case_id = f.case_id AND d.kind = 'acceptance_notice' AND d.seq = 1 "
+        f"WHERE f.cadre_id = ? AND f.kind = 'received' AND f.at >= ? AND f.at < ? AND {OVERDUE} "
+        "AND NOT EXISTS (SELECT 1 FROM cadre_facts a WHERE a.case_id = f.case_id AND a.kind = 'action' "
+        "AND a.at < ?) ORDER BY f.case_id",
+        (*window, until, until, until),
     )
-    flags = []
-    for case_id, set_version in overdue:
-        if case_id in acted:
-            continue
-        row = received[case_id]
-        proof = [Proof(aggregate_id=row[1], version=row[2]), Proof(aggregate_id=case_id, version=set_version)]
-        flags.append(Flag(pattern="received_not_handled", case_id=case_id, proof=proof))
-    return _unique(flags)
+    return [_flag("received_not_handled", *row) for row in rows]
 
 
 def _failed_reply(row: tuple[Any, ...]) -> Flag:
@@ -214,35 +230,27 @@ def _failed_reply(row: tuple[Any, ...]) -> Flag:
     return Flag(pattern="prescribed_not_cured", case_id=row[3], proof=proof)
 
 
-def _assigned_not_supervised(
-    connection: ViewConnection, cadre: str, facts: list[tuple[Any, ...]], until: str
-) -> list[Flag]:
-    assigned = {row[3]: row for row in facts if row[0] == "assigned"}
-    if not assigned:
-        return []
-    marks = ", ".join("?" * len(assigned))
-    supervised = {
-        row[0]
-        for row in connection.execute(
-            "SELECT DISTINCT case_id FROM cadre_facts WHERE kind = 'supervision_issued' AND cadre_id = ? "
-            f"AND at < ? AND case_id IN ({marks})",
-            (cadre, until, *assigned),
-        )
-    }
-    missed = connection.execute(
-        "SELECT case_id, set_version FROM case_deadlines "
-        f"WHERE kind = 'reply' AND case_id IN ({marks}) AND due_end < ? "
-        "AND (resolved_at IS NULL OR resolved_at >= ? OR on_time = 0) ORDER BY case_id, set_version",
-        (*assigned, until, until),
+def _assigned_not_supervised(connection: ViewConnection, window: tuple[str, str, str]) -> list[Flag]:
+    until = window[2]
+    rows = connection.execute(
+        "SELECT f.case_id, f.aggregate_id, f.version, d.set_version FROM cadre_facts f "
+        "JOIN case_deadlines d ON d.case_id = f.case_id AND d.kind = 'reply' "
+        f"WHERE f.cadre_id = ? AND f.kind = 'assigned' AND f.at >= ? AND f.at < ? AND {OVERDUE} "
+        "AND NOT EXISTS (SELECT 1 FROM cadre_facts s WHERE s.case_id = f.case_id "
+        "AND s.kind = 'supervision_issued' AND s.cadre_id = f.cadre_id AND s.at < ?) "
+        "ORDER BY f.case_id, d.set_version",
+        (*window, until, until, until),
     )
-    flags = []
-    for case_id, set_version in missed:
-        if case_id in supervised:
-            continue
-        row = assigned[case_id]
-        proof = [Proof(aggregate_id=row[1], version=row[2]), Proof(aggregate_id=case_id, version=set_version)]
-        flags.append(Flag(pattern="assigned_not_supervised", case_id=case_id, proof=proof))
-    return _unique(flags)
+    return _unique([_flag("assigned_not_supervised", *row) for row in rows])
+
+
+def _flag(pattern: str, case_id: str, aggregate_id: str, version: int, set_version: int) -> Flag:
+    """A flag proven by the fact's event and the event that set the missed deadline."""
+    proof = [
+        Proof(aggregate_id=aggregate_id, version=version),
+        Proof(aggregate_id=case_id, version=set_version),
+    ]
+    return Flag(pattern=pattern, case_id=case_id, proof=proof)
 
 
 def _unique(flags: list[Flag]) -> list[Flag]:

@@ -83,9 +83,12 @@ def new_generation(view: View, store: ViewStore) -> Track:
 
 
 def swap_in(view: View, track: Track, store: ViewStore) -> None:
-    """Make `track`'s generation the live one, atomically, and drop every other generation."""
+    """Index `track`'s generation, make it the live one atomically, and drop every other generation."""
     connection = store.connect()
     try:
+        for table in view.tables:
+            for statement in table.create_indexes(track.generation):
+                connection.execute(statement)
         with connection.transaction():
             others = [t for t in tracks(connection, view.name) if t.generation != track.generation]
             connection.execute(f"UPDATE {TRACKING} SET live = 0 WHERE view = ? AND live = 1", (view.name,))

@@ -94,6 +94,7 @@ class ViewStore:
             # Views can always be rebuilt from the log, and a view's rows and its position
             # commit together, so a lost last commit only makes the view replay it.
             raw.execute("PRAGMA synchronous=NORMAL")
+            raw.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: index maintenance
             return ViewConnection("sqlite", raw)
         env = self._env
         connection = psycopg.connect(

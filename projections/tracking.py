@@ -60,10 +60,13 @@ def live_track(connection: ViewConnection, view: str) -> Track | None:
 
 
 def create_generation(connection: ViewConnection, view: View, generation: int, *, live: bool) -> Track:
-    """Create the tables of a new generation and its tracking row, in one transaction."""
+    """Create the tables of a new generation and its tracking row, in one transaction.
+
+    A live generation gets its secondary indexes at once; a rebuild's gets them before its swap.
+    """
     with connection.transaction():
         for table in view.tables:
-            for statement in table.create(generation):
+            for statement in table.create(generation, indexes=live):
                 connection.execute(statement)
         connection.execute(
             f"INSERT INTO {TRACKING} (view, generation, schema_version, position, live, updated_at) "

@@ -28,12 +28,18 @@ class Table:
     def physical(self, generation: int) -> str:
         return f"{self.name}__g{generation}"
 
-    def create(self, generation: int) -> list[str]:
+    def create(self, generation: int, *, indexes: bool = True) -> list[str]:
         table = self.physical(generation)
         statements = [f"CREATE TABLE {table} ({self.columns}, PRIMARY KEY ({', '.join(self.key)}))"]
-        for number, columns in enumerate(self.indexes):
-            statements.append(f"CREATE INDEX {table}_i{number} ON {table} ({', '.join(columns)})")
-        return statements
+        return statements + (self.create_indexes(generation) if indexes else [])
+
+    def create_indexes(self, generation: int) -> list[str]:
+        """Secondary indexes: a rebuild adds them after loading, far cheaper than maintaining them."""
+        table = self.physical(generation)
+        return [
+            f"CREATE INDEX IF NOT EXISTS {table}_i{number} ON {table} ({', '.join(columns)})"
+            for number, columns in enumerate(self.indexes)
+        ]
 
 
 class Envelope:

@@ -17,6 +17,7 @@ asked of them (`projections.accountability`):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -65,8 +66,14 @@ CADRE_FACTS = Table(
     "aggregate_id TEXT NOT NULL, version BIGINT NOT NULL, position BIGINT NOT NULL, case_id TEXT, "
     "tag TEXT, detail TEXT NOT NULL",
     key=("aggregate_id", "version", "kind", "cadre_id"),
-    indexes=(("cadre_id", "at", "kind", "tag"), ("case_id", "kind")),
+    indexes=(("cadre_id", "kind", "at"), ("cadre_id", "at"), ("case_id", "kind")),
 )
+CADRE_DAYS = Table(
+    "cadre_days",
+    "cadre_id TEXT NOT NULL, day TEXT NOT NULL, kind TEXT NOT NULL, tag TEXT NOT NULL, count BIGINT NOT NULL",
+    key=("cadre_id", "day", "kind", "tag"),
+)
+"""Facts counted per cadre, UTC day, kind and tag: a long window sums days instead of facts."""
 TAGS = {
     "reply_rated": "rating",
     "meeting_chaired": "principal",
@@ -140,8 +147,8 @@ class CadreAccountabilityView(View):
     """Roles held, deadlines met and missed, and facts, for every cadre."""
 
     name = "cadre_accountability"
-    schema_version = 3
-    tables = (CADRE_ROLES, CASE_DEADLINES, CADRE_FACTS)
+    schema_version = 4
+    tables = (CADRE_ROLES, CASE_DEADLINES, CADRE_FACTS, CADRE_DAYS)
     topics = frozenset(
         event.TOPIC for aggregate in (Case, Meeting, Inquiry) for event in event_classes(aggregate)
     )
@@ -179,6 +186,13 @@ class CadreAccountabilityView(View):
         writer.upsert(CADRE_ROLES, ROLE_COLUMNS, list(rows.roles.values()))
         writer.upsert(CASE_DEADLINES, DEADLINE_COLUMNS, list(rows.deadlines.values()))
         writer.upsert(CADRE_FACTS, FACT_COLUMNS, list(rows.facts.values()))
+        days = Counter((row[0], row[2][:10], row[1], row[9] or "") for row in rows.facts.values())
+        table = writer.table(CADRE_DAYS)
+        writer.executemany(
+            f"INSERT INTO {table} (cadre_id, day, kind, tag, count) VALUES (?, ?, ?, ?, ?) "
+            f"ON CONFLICT (cadre_id, day, kind, tag) DO UPDATE SET count = {table}.count + excluded.count",
+            [(*key, count) for key, count in sorted(days.items())],
+        )
 
     def forget(self) -> None:
         self.cases.forget()
