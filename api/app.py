@@ -12,6 +12,7 @@ from api.settings import Settings, get_settings
 from domain.ledger import Ledger
 from domain.storage.url import redacted
 from projections.embedded import EmbeddedProjections
+from projections.store import ViewStore
 
 
 class Health(BaseModel):
@@ -29,7 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger = ledger_holder["ledger"] = Ledger(settings.database_url)
-        views = EmbeddedProjections(ledger).start() if settings.embedded_projections else None
+        store = ViewStore(settings.views_url or settings.database_url)
+        views = EmbeddedProjections(ledger, store=store).start() if settings.embedded_projections else None
         yield
         if views is not None:
             views.stop()

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     """`sqlite:///path/to/ledger.sqlite` (default) or `postgresql://user:pass@host:port/db`."""
     host: str = "127.0.0.1"
     port: int = 8000
+    views_url: str | None = None
+    """Where the views (read models) live; by default in the ledger's own database."""
     embedded_projections: bool = True
     """Keep the views up to date inside the server process (the embedded default); turn off when
     separate `dutyledger projections run` processes do it."""

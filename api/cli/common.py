@@ -11,6 +11,7 @@ import typer
 from api.settings import get_settings
 from domain.clock import Clock
 from domain.ledger import Ledger
+from projections.store import ViewStore
 
 DatabaseUrlOption = typer.Option(
     None,
@@ -35,3 +36,16 @@ def parse_id(text: str, what: str = "id") -> UUID:
         return UUID(text)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a {what} (a UUID)") from None
+
+
+def view_store(ledger: Ledger, views_url: str | None = None) -> ViewStore:
+    """The views' database: `--views-url`, else DUTYLEDGER_VIEWS_URL, else the ledger's own."""
+    return ViewStore(views_url or get_settings().views_url or ledger.database_url)
+
+
+ViewsUrlOption = typer.Option(
+    None,
+    "--views-url",
+    help="Database holding the views; defaults to DUTYLEDGER_VIEWS_URL, else the ledger's own database.",
+    show_default=False,
+)

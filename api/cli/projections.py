@@ -8,14 +8,13 @@ import threading
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from api.cli.common import DatabaseUrlOption, open_ledger
+from api.cli.common import DatabaseUrlOption, ViewsUrlOption, open_ledger, view_store
 from domain.ledger import Ledger
 from projections import VIEWS, build_views
 from projections.digest import digest
 from projections.rebuild import Progress as RebuildProgress
 from projections.rebuild import ensure_current, rebuild
 from projections.runner import Runner
-from projections.store import ViewStore
 from projections.tracking import ensure_schema, live_track
 from projections.view import View
 
@@ -27,11 +26,11 @@ ViewNames = typer.Argument(
 
 
 @app.command("status")
-def status(database_url: str | None = DatabaseUrlOption) -> None:
+def status(database_url: str | None = DatabaseUrlOption, views_url: str | None = ViewsUrlOption) -> None:
     """Each view's generation, schema, position and lag behind the log."""
     with open_ledger(database_url) as ledger:
         end = ledger.recorder.max_notification_id() or 0
-        connection = ViewStore(ledger.database_url).connect()
+        connection = view_store(ledger, views_url).connect()
         ensure_schema(connection)
         typer.echo(f"log position {end}")
         for view in build_views(ledger):
@@ -52,11 +51,12 @@ def run(
     names: list[str] | None = ViewNames,
     poll: float = typer.Option(0.5, min=0.05, help="Seconds between looks at the log when idle."),
     database_url: str | None = DatabaseUrlOption,
+    views_url: str | None = ViewsUrlOption,
 ) -> None:
     """Follow the log and keep the views up to date until interrupted (several may run at once)."""
     with open_ledger(database_url) as ledger:
         views = _views(ledger, names)
-        store = ViewStore(ledger.database_url)
+        store = view_store(ledger, views_url)
         ensure_current(ledger, views, store)
         runner = Runner(ledger, views, store)
         stop = threading.Event()
@@ -74,9 +74,14 @@ def run(
 
 
 @app.command("rebuild")
-def rebuild_views(names: list[str] | None = ViewNames, database_url: str | None = DatabaseUrlOption) -> None:
+def rebuild_views(
+    names: list[str] | None = ViewNames,
+    database_url: str | None = DatabaseUrlOption,
+    views_url: str | None = ViewsUrlOption,
+) -> None:
     """Rebuild views from the start of the log into fresh tables, then swap them in atomically."""
     with open_ledger(database_url) as ledger:
+        store = view_store(ledger, views_url)
         for view in _views(ledger, names):
             with Progress(
                 TextColumn(f"{view.name:<22}"),
@@ -92,15 +97,19 @@ def rebuild_views(names: list[str] | None = ViewNames, database_url: str | None 
                         task, completed=progress.done, total=max(progress.total, 1), rate=progress.rate
                     )
 
-                track = rebuild(ledger, view, report=report)
+                track = rebuild(ledger, view, store, report=report)
             typer.echo(f"{view.name}: generation {track.generation} live at position {track.position}")
 
 
 @app.command("digest")
-def digest_views(names: list[str] | None = ViewNames, database_url: str | None = DatabaseUrlOption) -> None:
+def digest_views(
+    names: list[str] | None = ViewNames,
+    database_url: str | None = DatabaseUrlOption,
+    views_url: str | None = ViewsUrlOption,
+) -> None:
     """A deterministic hash of each view's content at the position it has applied."""
     with open_ledger(database_url) as ledger:
-        connection = ViewStore(ledger.database_url).connect()
+        connection = view_store(ledger, views_url).connect()
         ensure_schema(connection)
         for view in _views(ledger, names):
             found = digest(connection, view)

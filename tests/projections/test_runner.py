@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -15,6 +16,7 @@ from projections.digest import digest
 from projections.embedded import EmbeddedProjections
 from projections.rebuild import rebuild
 from projections.runner import Runner
+from projections.store import ViewStore
 from projections.view import Envelope, Writer
 from projections.views.case_state import CaseStateView
 from tests.projections.replay import assert_views_equal_replay
@@ -158,3 +160,16 @@ def test_embedded_views_show_a_command_promptly_after_it_is_saved(world: World) 
         assert status == [("accepted",)]
     finally:
         views.stop()
+
+
+def test_views_may_live_in_a_database_of_their_own(world: World, tmp_path: Path) -> None:
+    busy_cases(world, count=2, actions=2)
+    elsewhere = ViewStore(f"sqlite:///{tmp_path}/views.sqlite")
+    runner = Runner(world.ledger, build_views(world.ledger), store=elsewhere)
+    runner.catch_up()
+    assert_views_equal_replay(world.ledger, runner.connection)
+    tables = {
+        row[0] for row in runner.connection.execute("SELECT name FROM sqlite_master WHERE type = 'view'")
+    }
+    assert {"case_state", "case_timeline", "cadre_roles", "unit_counts"} <= tables
+    runner.close()
