@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -125,6 +125,16 @@ class Writer:
             f"INSERT INTO {self.table(table)} ({', '.join(columns)}) VALUES ({placeholders}) "
             f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}",
             rows,
+        )
+
+    def increment(self, table: Table, value: str, counts: Mapping[tuple[Any, ...], int]) -> None:
+        """Add `counts` (keyed by the table's key columns) to the `value` column, creating rows as needed."""
+        name, key = self.table(table), ", ".join(table.key)
+        placeholders = ", ".join("?" * (len(table.key) + 1))
+        self.executemany(
+            f"INSERT INTO {name} ({key}, {value}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {value} = {name}.{value} + excluded.{value}",
+            [(*key, count) for key, count in sorted(counts.items())],
         )
 
 

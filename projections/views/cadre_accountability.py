@@ -187,12 +187,7 @@ class CadreAccountabilityView(View):
         writer.upsert(CASE_DEADLINES, DEADLINE_COLUMNS, list(rows.deadlines.values()))
         writer.upsert(CADRE_FACTS, FACT_COLUMNS, list(rows.facts.values()))
         days = Counter((row[0], row[2][:10], row[1], row[9] or "") for row in rows.facts.values())
-        table = writer.table(CADRE_DAYS)
-        writer.executemany(
-            f"INSERT INTO {table} (cadre_id, day, kind, tag, count) VALUES (?, ?, ?, ?, ?) "
-            f"ON CONFLICT (cadre_id, day, kind, tag) DO UPDATE SET count = {table}.count + excluded.count",
-            [(*key, count) for key, count in sorted(days.items())],
-        )
+        writer.increment(CADRE_DAYS, "count", days)
 
     def forget(self) -> None:
         self.cases.forget()

@@ -104,12 +104,7 @@ class UnitStatsView(View):
             elif isinstance(event, Dispute.Resolved):
                 count("disputes_resolved", self._unit_of(event.originator_id))
         writer.upsert(UNIT_PATHS, ("unit_id", "path", "level"), paths)
-        table = writer.table(UNIT_COUNTS)
-        writer.executemany(
-            f"INSERT INTO {table} (unit_id, month, metric, value) VALUES (?, ?, ?, ?) "
-            f"ON CONFLICT (unit_id, month, metric) DO UPDATE SET value = {table}.value + excluded.value",
-            [(*key, value) for key, value in sorted(counts.items())],
-        )
+        writer.increment(UNIT_COUNTS, "value", counts)
 
     def forget(self) -> None:
         self.cases.forget()
