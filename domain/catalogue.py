@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
-from typing import Any, get_args
+from typing import get_args
 
 from pydantic.fields import FieldInfo
 
@@ -30,16 +30,6 @@ def event_classes(aggregate: type[LedgerAggregate]) -> Iterator[type[LedgerEvent
     for name, value in vars(aggregate).items():
         if inspect.isclass(value) and issubclass(value, LedgerEvent) and name != "Event":
             yield value
-
-
-def all_topics() -> dict[str, type[Any]]:
-    """Every stored topic (aggregates and events) and the class it names."""
-    topics: dict[str, type[Any]] = {}
-    for aggregate in AGGREGATES:
-        topics[aggregate.TOPIC] = aggregate
-        for event in event_classes(aggregate):
-            topics[event.TOPIC] = event
-    return topics
 
 
 def render() -> str:

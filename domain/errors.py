@@ -135,14 +135,3 @@ class PersonalDataInText(RuleViolation):
 class InvalidArgument(RuleViolation):
     code = "invalid-argument"
     title = "A value is malformed or inconsistent"
-
-
-def all_error_classes() -> list[type[LedgerError]]:
-    """Every error class, base first: the catalogue the API documents."""
-    found: list[type[LedgerError]] = []
-    stack: list[type[LedgerError]] = [LedgerError]
-    while stack:
-        cls = stack.pop(0)
-        found.append(cls)
-        stack.extend(cls.__subclasses__())
-    return found

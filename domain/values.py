@@ -116,9 +116,6 @@ class Source(Value):
         return self.assigned_by is not None
 
 
-SELF_IDENTIFIED = Source()
-
-
 class DeclineReason(StrEnum):
     """Why a petition was not accepted (Art. 19)."""
 

@@ -25,10 +25,6 @@ class Progress:
     def rate(self) -> float:
         return self.done / self.elapsed if self.elapsed else 0.0
 
-    @property
-    def eta(self) -> float:
-        return (self.total - self.done) / self.rate if self.rate else float("inf")
-
 
 def rebuild(
     ledger: Ledger,
