@@ -85,7 +85,7 @@ def swap_in(view: View, track: Track, store: ViewStore) -> None:
         for table in view.tables:
             for statement in table.create_indexes(track.generation):
                 connection.execute(statement)
-        with connection.transaction():
+        with connection.schema_change():
             others = [t for t in tracks(connection, view.name) if t.generation != track.generation]
             connection.execute(f"UPDATE {TRACKING} SET live = 0 WHERE view = ? AND live = 1", (view.name,))
             connection.execute(

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import psycopg
 import psycopg.sql
 
+from domain.storage.ddl import lock_schema
 from domain.storage.url import store_env
 
 Dialect = Literal["sqlite", "postgres"]
@@ -26,9 +27,10 @@ _PLACEHOLDER = re.compile(r"\?")
 class ViewConnection:
     """One connection, used by one thread at a time; statements use `?` placeholders."""
 
-    def __init__(self, dialect: Dialect, raw: Any) -> None:
+    def __init__(self, dialect: Dialect, raw: Any, schema: str = "") -> None:
         self.dialect = dialect
         self.raw = raw
+        self.schema = schema
 
     def _sql(self, statement: str) -> str:
         return _PLACEHOLDER.sub("%s", statement) if self.dialect == "postgres" else statement
@@ -67,6 +69,14 @@ class ViewConnection:
             self.raw.execute("ROLLBACK")
             raise
         self.raw.execute("COMMIT")
+
+    @contextmanager
+    def schema_change(self) -> Iterator[ViewConnection]:
+        """A write transaction that creates or drops tables: on PostgreSQL, one process at a time."""
+        with self.transaction():
+            if self.dialect == "postgres":
+                lock_schema(self.raw.cursor(), self.schema)
+            yield self
 
     def close(self) -> None:
         self.raw.close()
@@ -108,4 +118,4 @@ class ViewStore:
         )
         schema = env.get("POSTGRES_SCHEMA") or "public"
         connection.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(schema)))
-        return ViewConnection("postgres", connection)
+        return ViewConnection("postgres", connection, schema)

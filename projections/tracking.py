@@ -43,7 +43,9 @@ def now_text() -> str:
 
 
 def ensure_schema(connection: ViewConnection) -> None:
-    connection.execute(SCHEMA)
+    """Create the tracking table if it is missing."""
+    with connection.schema_change():
+        connection.execute(SCHEMA)
 
 
 def tracks(connection: ViewConnection, view: str) -> list[Track]:
@@ -64,7 +66,7 @@ def create_generation(connection: ViewConnection, view: View, generation: int, *
 
     A live generation gets its secondary indexes at once; a rebuild's gets them before its swap.
     """
-    with connection.transaction():
+    with connection.schema_change():
         for table in view.tables:
             for statement in table.create(generation, indexes=live):
                 connection.execute(statement)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
+import psycopg
 import typer
+from eventsourcing.persistence import PersistenceError
 from typer._click.exceptions import NoArgsIsHelpError
 
 from api.cli import cases, events, ledger, projections, serve
@@ -46,6 +49,13 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(error), 2)
     except LedgerError as error:
         _fail(f"{error.title}: {error.detail}", 1)
+    except (PersistenceError, psycopg.Error, sqlite3.Error) as error:
+        _fail(f"database: {_first_line(error)}", 3)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _fail(message: str, status: int) -> None:

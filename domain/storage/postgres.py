@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 import orjson
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import Cursor
+from psycopg.errors import DuplicateObject
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey, LogRow
+from domain.storage.ddl import lock_schema
 
 EVENTS_TABLE = "stored_events"
 COMMANDS_TABLE = "command_log"
@@ -55,6 +58,17 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.select_position = SQL(
             "SELECT notification_id FROM {0}.{1} WHERE originator_id = %s AND originator_version = %s"
         ).format(schema, Identifier(self.events_table_name))
+
+    def create_table(self) -> None:
+        """Create schema, types, tables, functions and triggers in one transaction, one process at a time."""
+        with self.datastore.transaction(commit=True) as curs:
+            lock_schema(curs, self.datastore.schema)
+            for statement in self.sql_create_statements:
+                if "CREATE TYPE" in statement.as_string():  # no IF NOT EXISTS for types
+                    with suppress(DuplicateObject), curs.connection.transaction():
+                        curs.execute(statement, prepare=False)
+            self._create_table(curs)
+        self.datastore.register_type_adapters()
 
     def _refusing_triggers(self, table: str) -> list[Composed]:
         target = SQL("{0}.{1}").format(Identifier(self.datastore.schema), Identifier(table))

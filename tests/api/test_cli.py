@@ -116,6 +116,16 @@ def test_an_unknown_database_url_is_one_line_without_the_password(tmp_path: Path
     assert done.stderr.count("\n") == 1
 
 
+def test_an_unreachable_database_is_one_line_without_the_password() -> None:
+    done = dutyledger(
+        "projections", "status", database_url="postgresql://ops:secret@127.0.0.1:1/none?connect_timeout=1"
+    )
+    assert done.returncode == 3
+    assert done.stderr.startswith("dutyledger: error: database:")
+    assert "secret" not in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
 def test_a_missing_case_is_reported_not_crashed_on(tmp_path: Path) -> None:
     done = dutyledger(
         "case", "show", "00000000-0000-0000-0000-000000000000", database_url=f"sqlite:///{tmp_path}/l.sqlite"
@@ -176,13 +186,13 @@ def test_projections_run_follows_the_log_until_stopped(populated: World, databas
     )
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and follower.poll() is None:
             status = dutyledger("projections", "status", database_url=database_url)
             if status.stdout.count("lag 0") == len(VIEWS):
                 break
             time.sleep(0.5)
-        assert status.stdout.count("lag 0") == len(VIEWS), status.stdout
     finally:
         follower.send_signal(signal.SIGINT)
         out, err = follower.communicate(timeout=30)
+    assert status.stdout.count("lag 0") == len(VIEWS), f"{status.stdout}\nfollower said:\n{out}\n{err}"
     assert "following the log" in out, err

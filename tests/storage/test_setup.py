@@ -1,0 +1,68 @@
+"""Setting up a store: any number of processes may open it at once, and a missing schema is created."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from uuid import uuid4
+
+import psycopg
+import pytest
+
+from domain.ledger import Ledger
+from projections.store import ViewStore
+from projections.tracking import ensure_schema, tracks
+from tests.conftest import POSTGRES_URL, require_postgres
+
+OPEN_BOTH = """
+import sys
+from domain.ledger import Ledger
+from projections.store import ViewStore
+from projections.tracking import ensure_schema
+ledger = Ledger(sys.argv[1])
+connection = ViewStore(sys.argv[1]).connect()
+ensure_schema(connection)
+connection.close()
+ledger.close()
+"""
+
+
+def test_processes_opening_a_fresh_store_together_all_succeed(database_url: str) -> None:
+    starters = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_BOTH, database_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    failures = [p.communicate(timeout=120)[1] for p in starters if p.wait(timeout=120) != 0]
+    assert failures == []
+    ledger = Ledger(database_url)
+    try:
+        assert ledger.recorder.max_notification_id() in (0, None)
+    finally:
+        ledger.close()
+
+
+@pytest.mark.postgres
+def test_a_missing_postgres_schema_is_created_for_the_ledger_and_its_views() -> None:
+    require_postgres()
+    schema = f"test_absent_{uuid4().hex[:8]}"
+    url = f"{POSTGRES_URL}?schema={schema}"
+    try:
+        Ledger(url).close()
+        connection = ViewStore(url).connect()
+        ensure_schema(connection)
+        assert tracks(connection, "case_state") == []
+        connection.close()
+        with psycopg.connect(POSTGRES_URL) as conn:
+            found = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
+                (schema,),
+            ).fetchall()
+        assert [row[0] for row in found] == ["command_log", "projection_tracking", "stored_events"]
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
