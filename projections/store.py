@@ -57,18 +57,28 @@ class ViewConnection:
 
     @contextmanager
     def transaction(self) -> Iterator[ViewConnection]:
-        """A write transaction: on SQLite it takes the write lock at once (BEGIN IMMEDIATE)."""
+        """A write transaction: on SQLite it takes the write lock at once (BEGIN IMMEDIATE).
+
+        Inside another transaction it is a savepoint: it undoes only its own changes on failure,
+        and its changes commit with the outer transaction.
+        """
         if self.dialect == "postgres":
             with self.raw.transaction():
                 yield self
             return
-        self.raw.execute("BEGIN IMMEDIATE")
+        begin, undo, end = (
+            ("SAVEPOINT inner", "ROLLBACK TO inner; RELEASE inner", "RELEASE inner")
+            if self.raw.in_transaction
+            else ("BEGIN IMMEDIATE", "ROLLBACK", "COMMIT")
+        )
+        self.raw.execute(begin)
         try:
             yield self
         except BaseException:
-            self.raw.execute("ROLLBACK")
+            for statement in undo.split("; "):
+                self.raw.execute(statement)
             raise
-        self.raw.execute("COMMIT")
+        self.raw.execute(end)
 
     @contextmanager
     def schema_change(self) -> Iterator[ViewConnection]:

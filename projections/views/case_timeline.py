@@ -7,13 +7,13 @@ from typing import Any
 
 import orjson
 
-from domain.aggregate import CorrectedEvent
 from domain.case import Case
 from domain.catalogue import event_classes
 from domain.events import LedgerEvent
 from projections.columns import as_json
 from projections.view import Envelope, Table, View, Writer
 
+CORRECTED = Case.Corrected.TOPIC
 COMMON = set(LedgerEvent.model_fields) | {"originator_topic"}
 COLUMNS = (
     "case_id",
@@ -56,9 +56,9 @@ class CaseTimelineView(View):
             row = timeline_row(envelope)
             rows[(row[0], row[1])] = row
         for envelope in batch:
-            event = envelope.event
-            if isinstance(event, CorrectedEvent):
-                self._link(writer, rows, str(event.originator_id), event.corrects, event.originator_version)
+            if envelope.topic == CORRECTED:
+                case_id, version = envelope.aggregate
+                self._link(writer, rows, case_id, envelope.fields["corrects"], version)
         writer.upsert(CASE_TIMELINE, COLUMNS, list(rows.values()))
 
     def _link(
@@ -93,6 +93,6 @@ def timeline_row(envelope: Envelope) -> list[Any]:
         stored["narrative"],
         as_json(stored.get("evidence", [])),
         as_json(details),
-        stored.get("corrects") if envelope.topic.endswith(".Corrected") else None,
+        stored.get("corrects") if envelope.topic == CORRECTED else None,
         as_json([]),
     ]
