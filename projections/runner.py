@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from functools import partial
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -82,13 +81,7 @@ class Runner:
         last = rows[-1][0]
         wanted = self._wanted
         envelopes = [
-            Envelope(
-                position,
-                topic,
-                payload=payload,
-                decode=partial(self._decode, position, aggregate_id, version, topic, payload),
-                aggregate=(aggregate_id, version),
-            )
+            Envelope(position, topic, payload=payload, decode=self._decode, aggregate=(aggregate_id, version))
             for position, aggregate_id, version, topic, payload in rows
             if wanted is None or topic in wanted
         ]
@@ -162,15 +155,14 @@ class Runner:
                 raise error
             return track
 
-    def _decode(
-        self, position: int, aggregate_id: str, version: int, topic: str, payload: bytes
-    ) -> LedgerEvent:
+    def _decode(self, envelope: Envelope) -> LedgerEvent:
+        aggregate_id, version = envelope.aggregate
         stored = Notification(
-            id=position,
+            id=envelope.position,
             originator_id=UUID(aggregate_id),
             originator_version=version,
-            topic=topic,
-            state=payload,
+            topic=envelope.topic,
+            state=envelope.payload,
         )
         event = self.ledger.mapper.to_domain_event(stored)
         assert isinstance(event, LedgerEvent)

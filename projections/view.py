@@ -49,7 +49,17 @@ class Envelope:
     can work from the stored JSON `payload` never pay for it.
     """
 
-    __slots__ = ("_decode", "_event", "_fields", "aggregate", "payload", "position", "topic")
+    __slots__ = (
+        "_decode",
+        "_event",
+        "_fields",
+        "_occurred",
+        "_recorded",
+        "aggregate",
+        "payload",
+        "position",
+        "topic",
+    )
 
     def __init__(
         self,
@@ -57,7 +67,7 @@ class Envelope:
         topic: str,
         event: LedgerEvent | None = None,
         payload: bytes = b"",
-        decode: Callable[[], LedgerEvent] | None = None,
+        decode: Callable[[Envelope], LedgerEvent] | None = None,
         aggregate: tuple[str, int] | None = None,
     ) -> None:
         self.position = position
@@ -67,6 +77,8 @@ class Envelope:
         self._event = event
         self._decode = decode
         self._fields: dict[str, Any] | None = None
+        self._occurred: str | None = None
+        self._recorded: str | None = None
         if aggregate is None:
             assert event is not None
             aggregate = (str(event.originator_id), event.originator_version)
@@ -77,7 +89,7 @@ class Envelope:
     def event(self) -> LedgerEvent:
         if self._event is None:
             assert self._decode is not None
-            self._event = self._decode()
+            self._event = self._decode(self)
         return self._event
 
     @property
@@ -93,12 +105,16 @@ class Envelope:
     @property
     def occurred_text(self) -> str:
         """Business time as view columns hold it."""
-        return utc_text(self.fields["occurred_at"])
+        if self._occurred is None:
+            self._occurred = utc_text(self.fields["occurred_at"])
+        return self._occurred
 
     @property
     def recorded_text(self) -> str:
         """Record time as view columns hold it."""
-        return utc_text(self.fields["timestamp"])
+        if self._recorded is None:
+            self._recorded = utc_text(self.fields["timestamp"])
+        return self._recorded
 
 
 class Writer:
