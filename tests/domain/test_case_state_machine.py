@@ -69,6 +69,8 @@ from domain.values import (
     Source,
 )
 from projections import build_views
+from projections.digest import digest
+from projections.rebuild import rebuild_together
 from projections.runner import Runner
 from tests.conftest import POSTGRES_URL, START, require_postgres
 from tests.projections.replay import assert_case_views_equal_replay
@@ -721,8 +723,16 @@ def check_history(setting: Setting, events: list[Any]) -> None:
 
 
 def run_machine(setting: Setting) -> None:
+    """Run the examples, then check that every view followed live equals a rebuild from scratch."""
     machine = type("CaseMachine", (CaseMachine,), {"setting": setting})
     run_state_machine_as_test(machine, settings=SETTINGS)
+    views, ledger = setting.views, setting.world.ledger
+    views.catch_up()
+    live = {view.name: digest(views.connection, view) for view in views.views}
+    rebuild_together(ledger, build_views(ledger))
+    rebuilt = {view.name: digest(views.connection, view) for view in views.views}
+    assert rebuilt == live
+    assert all(found.rows > 0 for found in live.values())
 
 
 def test_case_commands_keep_replay_and_history_consistent_on_sqlite(tmp_path: Path) -> None:
