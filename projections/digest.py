@@ -22,21 +22,26 @@ class Digest:
 
 
 def digest(connection: ViewConnection, view: View) -> Digest:
-    """Hash every row of every table of the view's live generation, in key order, as canonical JSON."""
-    track = live_track(connection, view.name)
-    if track is None:
-        return Digest(view.name, 0, 0, hashlib.sha256().hexdigest())
+    """Hash every row of every table of the view's live generation, in key order, as canonical JSON.
+
+    Position and rows are read in one snapshot, so a runner committing meanwhile cannot pair
+    new rows with an old position; a view not built yet hashes as an empty one.
+    """
     hashed = hashlib.sha256()
     count = 0
-    for table in view.tables:
-        hashed.update(f"table {table.name}\n".encode())
-        rows = connection.execute(
-            f"SELECT * FROM {table.physical(track.generation)} ORDER BY {', '.join(table.key)}"
-        )
-        for row in rows:
-            hashed.update(as_json([_plain(value) for value in row]).encode() + b"\n")
-            count += 1
-    return Digest(view.name, track.position, count, hashed.hexdigest())
+    with connection.snapshot():
+        track = live_track(connection, view.name)
+        for table in view.tables:
+            hashed.update(f"table {table.name}\n".encode())
+            if track is None:
+                continue
+            rows = connection.execute(
+                f"SELECT * FROM {table.physical(track.generation)} ORDER BY {', '.join(table.key)}"
+            )
+            for row in rows:
+                hashed.update(as_json([_plain(value) for value in row]).encode() + b"\n")
+                count += 1
+    return Digest(view.name, track.position if track else 0, count, hashed.hexdigest())
 
 
 def _plain(value: object) -> object:

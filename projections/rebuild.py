@@ -73,17 +73,22 @@ def rebuild_together(
     }
 
 
-def _steps(runner: Runner, hold: tuple[int, float]) -> int:
-    """Apply batches in one transaction until `hold` (events, seconds) is reached; how many were read."""
+def _steps(runner: Runner, hold: tuple[int, float]) -> bool:
+    """Apply batches in one transaction until `hold` (events, seconds) is reached; False once caught up.
+
+    The clock starts once the transaction holds the write lock, and at least one batch is
+    applied per transaction, so waiting for the lock never reads as having caught up.
+    """
     events, seconds = hold
-    done, until = 0, time.monotonic() + seconds
     with runner.connection.transaction():
-        while done < events and time.monotonic() < until:
+        done, until = 0, time.monotonic() + seconds
+        while True:
             read = runner.step()
             if not read:
-                break
+                return False
             done += read
-    return done
+            if done >= events or time.monotonic() >= until:
+                return True
 
 
 def new_generation(view: View, store: ViewStore) -> Track:
@@ -91,8 +96,7 @@ def new_generation(view: View, store: ViewStore) -> Track:
     connection = store.connect()
     try:
         ensure_schema(connection)
-        generation = max((t.generation for t in tracks(connection, view.name)), default=0) + 1
-        return create_generation(connection, view, generation, live=False)
+        return create_generation(connection, view, live=False)
     finally:
         connection.close()
 

@@ -77,7 +77,7 @@ class Runner:
         """Apply the next batch of the log; 0 when every view is caught up."""
         rows = self.ledger.command_log.read_log(self.position, self.batch)
         if not rows:
-            return 0
+            return self.step() if self._follow_swaps() else 0
         last = rows[-1][0]
         wanted = self._wanted
         envelopes = [
@@ -142,18 +142,27 @@ class Runner:
             raise
         self.tracks[view.name] = claimed
 
+    def _follow_swaps(self) -> bool:
+        """Move to any live generation a rebuild swapped in since the last batch; True if one was.
+
+        A runner notices a swap when its next claim fails; with nothing new in the log there is
+        no claim, and a rebuild that swapped in behind this runner's position would stay behind.
+        """
+        swapped = False
+        for view in self.views:
+            track = self.tracks[view.name]
+            if not track.live:
+                continue
+            current = live_track(self.connection, view.name)
+            if current is not None and current.generation != track.generation:
+                view.forget()
+                self.tracks[view.name] = current
+                swapped = True
+        return swapped
+
     def _live(self, view: View) -> Track:
         """The view's live generation, created (empty, at position 0) if it has none yet."""
-        track = live_track(self.connection, view.name)
-        if track is not None:
-            return track
-        try:
-            return create_generation(self.connection, view, 1, live=True)
-        except Exception as error:  # another runner created it first
-            track = live_track(self.connection, view.name)
-            if track is None:
-                raise error
-            return track
+        return live_track(self.connection, view.name) or create_generation(self.connection, view, live=True)
 
     def _decode(self, envelope: Envelope) -> LedgerEvent:
         aggregate_id, version = envelope.aggregate

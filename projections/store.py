@@ -81,6 +81,20 @@ class ViewConnection:
         self.raw.execute(end)
 
     @contextmanager
+    def snapshot(self) -> Iterator[ViewConnection]:
+        """A read-only transaction: every statement in it sees the same committed state."""
+        if self.dialect == "postgres":
+            with self.raw.transaction():
+                self.raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                yield self
+            return
+        self.raw.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.raw.execute("COMMIT")
+
+    @contextmanager
     def schema_change(self) -> Iterator[ViewConnection]:
         """A write transaction that creates or drops tables: on PostgreSQL, one process at a time."""
         with self.transaction():

@@ -61,12 +61,19 @@ def live_track(connection: ViewConnection, view: str) -> Track | None:
     return next((t for t in tracks(connection, view) if t.live), None)
 
 
-def create_generation(connection: ViewConnection, view: View, generation: int, *, live: bool) -> Track:
-    """Create the tables of a new generation and its tracking row, in one transaction.
+def create_generation(connection: ViewConnection, view: View, *, live: bool) -> Track:
+    """Create the tables of the view's next generation and its tracking row, in one transaction.
 
+    Asked for a live generation when one exists (another runner was first), returns that one.
+    Numbers are never reused: a failed rebuild's generation stays until a swap drops it.
     A live generation gets its secondary indexes at once; a rebuild's gets them before its swap.
     """
     with connection.schema_change():
+        existing = tracks(connection, view.name)
+        current = next((t for t in existing if t.live), None)
+        if live and current is not None:
+            return current
+        generation = max((t.generation for t in existing), default=0) + 1
         for table in view.tables:
             for statement in table.create(generation, indexes=live):
                 connection.execute(statement)
