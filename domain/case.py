@@ -595,6 +595,7 @@ class Case(LedgerAggregate):
 
     def appoint_owning_leader(self, stamp: Stamp, leader: Appointee, meeting_id: UUID | None = None) -> None:
         self._check_status("appoint an owning leader for", OPEN)
+        self._check_after_registration(stamp)
         self._check_recusal(leader, "owning leader")
         if not leader.is_leader:
             raise InvalidArgument("an owning leader (包案领导) must hold a leadership position")
@@ -609,6 +610,7 @@ class Case(LedgerAggregate):
 
     def assign_responsibility(self, stamp: Stamp, person: Appointee, meeting_id: UUID | None = None) -> None:
         self._check_status("name the responsible person for", OPEN)
+        self._check_after_registration(stamp)
         self._check_recusal(person, "responsible person")
         if person.unit_id in self.accused_unit_ids:
             raise ConflictOfInterest("the accused unit cannot be the responsible unit")
@@ -624,6 +626,7 @@ class Case(LedgerAggregate):
 
     def assign_handler(self, stamp: Stamp, handler: Appointee) -> None:
         self._check_status("assign a handler to", OPEN)
+        self._check_after_registration(stamp)
         self._check_recusal(handler, "handler")
         if handler.cadre_id == self.handler_id:
             raise InvalidArgument("this cadre already handles the case")
@@ -631,6 +634,7 @@ class Case(LedgerAggregate):
 
     def study_at_meeting(self, stamp: Stamp, meeting_id: UUID, due: date, deadlines: Deadlines) -> None:
         self._check_status("study", OPEN)
+        self._check_after_registration(stamp)
         if due < deadlines.local_date(stamp.occurred_at):
             raise InvalidTime("a meeting's deadline cannot be before the meeting")
         self.trigger_event(self.StudiedAtMeeting, **stamp.fields(), meeting_id=meeting_id, due=due)

@@ -79,6 +79,8 @@ def cadre_accountability(
     connection: ViewConnection, cadre_id: UUID, start: datetime, end: datetime
 ) -> CadreAccountability:
     """Everything the views know of the cadre in `[start, end)`, flags judged as of `end`."""
+    if end < start:
+        raise ValueError(f"the window ends ({end.isoformat()}) before it starts ({start.isoformat()})")
     cadre, since, until = str(cadre_id), moment_text(start), moment_text(end)
     window = (cadre, since, until)
     kinds: Counter[str] = Counter()
@@ -93,10 +95,14 @@ def cadre_accountability(
         "ORDER BY at, aggregate_id, version",
         window,
     )
-    held = connection.execute(
-        "SELECT role, COUNT(DISTINCT case_id) FROM cadre_roles "
-        "WHERE cadre_id = ? AND ended_at > ? AND started_at < ? GROUP BY role",
-        window,
+    held = (
+        connection.execute(
+            "SELECT role, COUNT(DISTINCT case_id) FROM cadre_roles "
+            "WHERE cadre_id = ? AND ended_at > ? AND started_at < ? GROUP BY role",
+            window,
+        )
+        if since < until
+        else []  # an empty window holds nothing, not what spans its instant
     )
     met, missed, owned_flags = _deadlines(connection, cadre, since, until)
     flags = [

@@ -206,9 +206,14 @@ def case_as_of(ledger: Ledger, case_id: UUID, instant: datetime, axis: Axis = "r
                 break
             continue
         if case is None:
-            case = event.mutate(None)  # type: ignore[attr-defined]
+            if not isinstance(event, Case.Registered):
+                continue  # recorded as having happened before the registration: not a case yet
+            case = event.mutate(None)
         else:
+            # `apply`, not `mutate`: on the occurred axis versions are skipped, which mutate refuses
             event.apply(case)  # type: ignore[attr-defined]
+            case.version = event.originator_version
+            case.modified_on = event.timestamp
     return case
 
 
@@ -312,5 +317,5 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
     try:
         registered_at, case_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return str(registered_at), str(UUID(case_id))
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, AttributeError) as error:
         raise ValueError(f"not a cursor this list gave out: {cursor!r}") from error

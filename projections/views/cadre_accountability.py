@@ -147,7 +147,7 @@ class CadreAccountabilityView(View):
     """Roles held, deadlines met and missed, and facts, for every cadre."""
 
     name = "cadre_accountability"
-    schema_version = 4
+    schema_version = 5
     tables = (CADRE_ROLES, CASE_DEADLINES, CADRE_FACTS, CADRE_DAYS)
     topics = frozenset(
         event.TOPIC for aggregate in (Case, Meeting, Inquiry) for event in event_classes(aggregate)
@@ -369,7 +369,7 @@ class CadreAccountabilityView(View):
             return
         resolved_at = envelope.occurred_text
         if on_time is None and not superseded:
-            on_time = resolved_at <= row[4]
+            on_time = resolved_at < row[4]  # row[4] is the instant the due date ends
         row = [*row[:7], resolved_at, envelope.aggregate[1], None if superseded else int(bool(on_time))]
         rows.deadlines[tuple(row[:3])] = row
 

@@ -8,7 +8,10 @@ import pytest
 
 from domain.demo import demo_clock, load_demo
 from domain.ledger import Ledger
+from projections import build_views
+from projections.runner import Runner
 from tests.conftest import fresh_store
+from tests.support import World
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -22,3 +25,11 @@ def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         load_demo(ledger, clock)
         yield ledger
         ledger.close()
+
+
+@pytest.fixture
+def views(world: World) -> Iterator[Runner]:
+    """Every view, followed by a runner over the test world's ledger (caught up when asked)."""
+    runner = Runner(world.ledger, build_views(world.ledger))
+    yield runner
+    runner.close()

@@ -12,6 +12,7 @@ from domain.case import Case
 from domain.events import LedgerEvent
 from domain.ledger import Ledger
 from projections.columns import as_json
+from projections.runner import Runner
 from projections.store import ViewConnection
 from projections.view import Envelope
 from projections.views.case_state import COLUMNS, CaseStateView
@@ -69,3 +70,9 @@ def assert_case_views_equal_replay(ledger: Ledger, connection: ViewConnection, c
     assert stored == [replayed_case_row(ledger, case_id)], f"case_state differs for {case_id}"
     timeline = connection.execute(f"{TIMELINE_QUERY} WHERE case_id = ? ORDER BY version", (str(case_id),))
     assert [list(row) for row in timeline] == list(replayed_timeline_rows(ledger, case_id).values())
+
+
+def caught_up(views: Runner) -> ViewConnection:
+    """The views' connection once they have applied the whole log."""
+    views.catch_up()
+    return views.connection

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from domain.values import Campaign, Channel, KeyArea, ReplyOutcome
-from projections import build_views
 from projections.queries import (
     CaseFilter,
     case_as_of,
@@ -18,20 +16,8 @@ from projections.queries import (
     responsibility_at,
 )
 from projections.runner import Runner
-from projections.store import ViewConnection
+from tests.projections.replay import caught_up
 from tests.support import INTAKE, World
-
-
-@pytest.fixture
-def views(world: World) -> Iterator[Runner]:
-    runner = Runner(world.ledger, build_views(world.ledger))
-    yield runner
-    runner.close()
-
-
-def caught_up(views: Runner) -> ViewConnection:
-    views.catch_up()
-    return views.connection
 
 
 def test_a_case_reads_back_as_the_ledger_recorded_it(world: World, views: Runner) -> None:
