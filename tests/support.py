@@ -94,6 +94,17 @@ class World:
         case: Case = self.ledger.repository.get(case_id)
         return case
 
+    def correct_category(self, case_id: UUID, category: str = "wage_arrears") -> None:
+        """Correct the registered intake's category (the case's version 1), as the township clerk."""
+        self.do(
+            self.township_clerk,
+            "correct_record",
+            narrative="类别登记错误，更正",
+            aggregate_id=case_id,
+            corrects=1,
+            changes={"intake": INTAKE.model_copy(update={"category": category}).model_dump(mode="json")},
+        )
+
     def register(self, actor: UUID | None = None, **kwargs: Any) -> UUID:
         kwargs.setdefault("intake", INTAKE)
         kwargs.setdefault("petitioner_id", uuid4())

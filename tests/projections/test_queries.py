@@ -121,14 +121,7 @@ def test_the_timeline_shows_each_event_with_its_actor_unit_times_and_correction_
 ) -> None:
     case_id = world.register()
     world.advance(hours=2)
-    world.do(
-        world.township_clerk,
-        "correct_record",
-        narrative="类别登记错误，更正",
-        aggregate_id=case_id,
-        corrects=1,
-        changes={"intake": INTAKE.model_copy(update={"category": "wage_arrears"}).model_dump(mode="json")},
-    )
+    world.correct_category(case_id)
     timeline = case_timeline(caught_up(views), case_id)
     assert [row.type for row in timeline] == ["Registered", "Corrected"]
     registered, corrected = timeline

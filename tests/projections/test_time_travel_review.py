@@ -23,7 +23,7 @@ from projections.store import ViewStore
 from projections.views.cadre_accountability import CadreAccountabilityView
 from tests.projections.replay import caught_up
 from tests.projections.up_to import UpTo
-from tests.support import BEIJING, INTAKE, World
+from tests.support import BEIJING, World
 
 EVER = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -177,14 +177,7 @@ def test_a_corrected_category_applies_on_the_occurred_axis_from_registration_on(
     case_id = world.register()
     registered_at = world.clock.now()
     world.advance(days=2)
-    world.do(
-        world.township_clerk,
-        "correct_record",
-        narrative="类别登记错误，更正",
-        aggregate_id=case_id,
-        corrects=1,
-        changes={"intake": INTAKE.model_copy(update={"category": "wage_arrears"}).model_dump(mode="json")},
-    )
+    world.correct_category(case_id)
     as_known_today = case_as_of(world.ledger, case_id, registered_at + timedelta(days=1), "occurred")
     as_recorded_then = case_as_of(world.ledger, case_id, registered_at + timedelta(days=1), "recorded")
     assert as_recorded_then is not None
