@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from domain.ledger import Ledger
@@ -73,6 +75,25 @@ def rebuild_together(
     }
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector for one hold, then collect the young generations once.
+
+    A rebuild keeps hundreds of thousands of objects alive (remembered aggregates, a batch's
+    events), and the collector would traverse them again every 700 allocations: measured,
+    a third of a rebuild's time. What a hold allocates is almost all freed by reference
+    counting; the collection after it reclaims the rest, so memory stays flat.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.collect(1)
+
+
 def _steps(runner: Runner, hold: tuple[int, float]) -> bool:
     """Apply batches in one transaction until `hold` (events, seconds) is reached; False once caught up.
 
@@ -80,7 +101,7 @@ def _steps(runner: Runner, hold: tuple[int, float]) -> bool:
     applied per transaction, so waiting for the lock never reads as having caught up.
     """
     events, seconds = hold
-    with runner.connection.transaction():
+    with collector_paused(), runner.connection.transaction():
         done, until = 0, time.monotonic() + seconds
         while True:
             read = runner.step()

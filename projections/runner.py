@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
-
 from domain.events import LedgerEvent
+from domain.storage.mapper import PydanticMapper
 from projections.store import ViewStore
 from projections.tracking import (
     PositionMoved,
@@ -55,6 +54,9 @@ class Runner:
         self.views = list(views)
         self.store = store or ViewStore(ledger.database_url)
         self.batch = batch
+        mapper = ledger.mapper
+        assert isinstance(mapper, PydanticMapper)
+        self._mapper = mapper
         self.connection = self.store.connect()
         ensure_schema(self.connection)
         self.tracks: dict[str, Track] = tracks or {view.name: self._live(view) for view in self.views}
@@ -166,13 +168,6 @@ class Runner:
 
     def _decode(self, envelope: Envelope) -> LedgerEvent:
         aggregate_id, version = envelope.aggregate
-        stored = Notification(
-            id=envelope.position,
-            originator_id=UUID(aggregate_id),
-            originator_version=version,
-            topic=envelope.topic,
-            state=envelope.payload,
-        )
-        event = self.ledger.mapper.to_domain_event(stored)
+        event = self._mapper.from_state(envelope.topic, UUID(aggregate_id), version, dict(envelope.stored))
         assert isinstance(event, LedgerEvent)
         return event

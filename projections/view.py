@@ -55,6 +55,7 @@ class Envelope:
         "_fields",
         "_occurred",
         "_recorded",
+        "_stored",
         "aggregate",
         "payload",
         "position",
@@ -77,6 +78,7 @@ class Envelope:
         self._event = event
         self._decode = decode
         self._fields: dict[str, Any] | None = None
+        self._stored: dict[str, Any] | None = None
         self._occurred: str | None = None
         self._recorded: str | None = None
         if aggregate is None:
@@ -93,10 +95,17 @@ class Envelope:
         return self._event
 
     @property
+    def stored(self) -> dict[str, Any]:
+        """The payload parsed, as stored (possibly by an older class version); do not change it."""
+        if self._stored is None:
+            self._stored = orjson.loads(self.payload)
+        return self._stored
+
+    @property
     def fields(self) -> dict[str, Any]:
         """The event's fields as JSON values (ids and times as text), parsed once for every view."""
         if self._fields is None:
-            stored = orjson.loads(self.payload) if self.payload else None
+            stored = self.stored if self.payload else None
             if stored is None or "class_version" in stored:  # not at hand, or stored before an upcast
                 stored = self.event.model_dump(mode="json")
             self._fields = stored

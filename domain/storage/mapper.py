@@ -47,19 +47,30 @@ class PydanticMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
-        event_class, current_version = _event_class(stored_event.topic)
         stored_state = stored_event.state
         if self.cipher:
             stored_state = self.cipher.decrypt(stored_state)
         if self.compressor:
             stored_state = self.compressor.decompress(stored_state)
         state: dict[str, Any] = self.transcoder.decode(stored_state)
+        return self.from_state(
+            stored_event.topic, stored_event.originator_id, stored_event.originator_version, state
+        )
+
+    def from_state(
+        self, topic: str, originator_id: UUID | str, originator_version: int, state: dict[str, Any]
+    ) -> DomainEventProtocol[UUID]:
+        """The event from its stored fields, already parsed (upcast if stored by an older class version).
+
+        `state` is consumed: pass a copy if it is needed afterwards.
+        """
+        event_class, current_version = _event_class(topic)
         from_version = state.pop("class_version", 1)
         while from_version < current_version:
             getattr(event_class, f"upcast_v{from_version}_v{from_version + 1}")(state)
             from_version += 1
-        state["originator_id"] = stored_event.originator_id
-        state["originator_version"] = stored_event.originator_version
+        state["originator_id"] = originator_id
+        state["originator_version"] = originator_version
         return cast(DomainEventProtocol[UUID], event_class.model_validate(state))
 
 
