@@ -30,6 +30,7 @@ from projections import VIEWS
 from projections.accountability import cadre_accountability
 from projections.embedded import EmbeddedProjections
 from projections.queries import get_case
+from projections.shares import default_shares
 from projections.store import ViewStore
 
 
@@ -48,8 +49,12 @@ def raw_read_decode_rate(ledger: Ledger) -> float:
     return count / (time.perf_counter() - began)
 
 
-def rebuild_in_fresh_process(database_url: str) -> dict[str, float]:
-    """Rebuild every view in a new process; its events/s and peak resident memory (MiB)."""
+def rebuild_in_fresh_process(database_url: str, shares: int | None = None) -> dict[str, float]:
+    """Rebuild every view in a new process; its events/s and peak resident memory (MiB).
+
+    `peak_mib` is the rebuilding process's own peak; `share_peak_mib` the largest peak of the
+    processes it spawned to build shares (0 for a single pass): the two run at the same time.
+    """
     code = (
         "import json, resource, time, sys\n"
         "from domain.ledger import Ledger\n"
@@ -57,14 +62,22 @@ def rebuild_in_fresh_process(database_url: str) -> dict[str, float]:
         "from projections.rebuild import rebuild_together\n"
         f"ledger = Ledger({database_url!r})\n"
         "began = time.perf_counter()\n"
-        "built = rebuild_together(ledger, build_views(ledger))\n"
+        f"built = rebuild_together(ledger, build_views(ledger), shares={shares!r})\n"
         "elapsed = time.perf_counter() - began\n"
         "events = max(t.position for t in built.values())\n"
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
-        "print(json.dumps({'events': events, 'rate': events / elapsed, 'peak_mib': peak}))\n"
+        "children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "print(json.dumps({'events': events, 'rate': events / elapsed, 'peak_mib': peak,"
+        " 'share_peak_mib': children}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def memory(built: dict[str, float]) -> str:
+    if not built["share_peak_mib"]:
+        return f"{built['peak_mib']:.0f} MiB"
+    return f"{built['peak_mib']:.0f} MiB + {built['share_peak_mib']:.0f} MiB per other share process"
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -142,13 +155,17 @@ def run(events: int = 1_000_000, small: int = 100_000) -> None:
         synthetic.build(small_url, small).close()
         with Ledger(small_url) as ledger:
             raw = statistics.median(raw_read_decode_rate(ledger) for _ in range(2))
+        single = rebuild_in_fresh_process(small_url, shares=1)
         built = rebuild_in_fresh_process(small_url)
-        print(f"rebuild of all views at {built['events']:,.0f} events: {built['rate']:8.0f} events/s")
+        shares = default_shares(int(built["events"]))
+        at = f"rebuild of all views at {built['events']:,.0f} events"
+        print(f"{at}, single pass: {single['rate']:8.0f} events/s")
+        print(f"{at}, {shares} shares:  {built['rate']:8.0f} events/s")
         print(
             f"raw read+decode of the notification log: {raw:8.0f} events/s   ratio {built['rate'] / raw:.2f}"
             "  (target ≥ 0.30 and ≥ 30,000 events/s)"
         )
-        print(f"peak memory of that rebuild: {built['peak_mib']:.0f} MiB")
+        print(f"peak memory of that rebuild: {memory(built)} (single pass: {memory(single)})")
 
         visible, own = catch_up_latency(folder)
         print(
@@ -164,8 +181,7 @@ def run(events: int = 1_000_000, small: int = 100_000) -> None:
         large = rebuild_in_fresh_process(large_url)
         print(
             f"rebuild of all views at {large['events']:,.0f} events: {large['rate']:8.0f} events/s, "
-            f"peak memory {large['peak_mib']:.0f} MiB "
-            f"(at {built['events']:,.0f}: {built['peak_mib']:.0f} MiB)"
+            f"peak memory {memory(large)} (at {built['events']:,.0f}: {memory(built)})"
         )
         with Ledger(large_url) as ledger:
             timings = query_latency(ledger)

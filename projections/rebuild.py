@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from domain.ledger import Ledger
+from projections import VIEWS, bulk
 from projections.runner import Runner
+from projections.shares import build_in_shares, default_shares
 from projections.store import ViewStore
 from projections.tracking import TRACKING, Track, create_generation, ensure_schema, point_readers_at, tracks
 from projections.view import View
-
-HOLD = (10_000, 1.0)
-"""A rebuild commits after this many events or seconds, whichever comes first. Each commit
-rewrites every page its rows touched, so few large commits write far less than many small
-ones (measured: 35% faster than committing every batch); on SQLite the ledger's writers
-wait for each commit, so it is bounded in time too."""
 
 
 @dataclass(frozen=True)
@@ -53,17 +47,30 @@ def rebuild_together(
     views: Sequence[View],
     store: ViewStore | None = None,
     report: Callable[[Progress], None] | None = None,
+    shares: int | None = None,
 ) -> dict[str, Track]:
-    """Rebuild several views in one pass over the log (each event read and decoded once)."""
+    """Rebuild several views in one pass over the log (each event read and decoded once).
+
+    The log as it stands is built in `shares` parallel processes (default: one per core on a
+    log large enough to pay for them; see `projections.shares`); whatever is recorded
+    meanwhile is then applied here, and the views are swapped in.
+    """
     store = store or ViewStore(ledger.database_url)
     fresh = {view.name: new_generation(view, store) for view in views}
+    total = ledger.recorder.max_notification_id() or 0
+    started = time.perf_counter()
+
+    def progress(done: int) -> None:
+        if report:
+            report(Progress(done, total, time.perf_counter() - started))
+
+    if shares is None:
+        shares = default_shares(total) if all(VIEWS.get(view.name) is type(view) for view in views) else 1
+    if shares > 1:
+        fresh = build_in_shares(ledger, views, store, fresh, total, shares, progress)
     runner = Runner(ledger, views, store, tracks=fresh)
     try:
-        total = ledger.recorder.max_notification_id() or 0
-        started = time.perf_counter()
-        while _steps(runner, HOLD):
-            if report:
-                report(Progress(runner.position, total, time.perf_counter() - started))
+        bulk.apply_all(runner, progress)
         built = dict(runner.tracks)
     finally:
         runner.close()
@@ -73,43 +80,6 @@ def rebuild_together(
         name: Track(t.view, t.generation, t.schema_version, t.position, live=True)
         for name, t in built.items()
     }
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector for one hold, then collect the young generations once.
-
-    A rebuild keeps hundreds of thousands of objects alive (remembered aggregates, a batch's
-    events), and the collector would traverse them again every 700 allocations: measured,
-    a third of a rebuild's time. What a hold allocates is almost all freed by reference
-    counting; the collection after it reclaims the rest, so memory stays flat.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-        gc.collect(1)
-
-
-def _steps(runner: Runner, hold: tuple[int, float]) -> bool:
-    """Apply batches in one transaction until `hold` (events, seconds) is reached; False once caught up.
-
-    The clock starts once the transaction holds the write lock, and at least one batch is
-    applied per transaction, so waiting for the lock never reads as having caught up.
-    """
-    events, seconds = hold
-    with collector_paused(), runner.connection.transaction():
-        done, until = 0, time.monotonic() + seconds
-        while True:
-            read = runner.step()
-            if not read:
-                return False
-            done += read
-            if done >= events or time.monotonic() >= until:
-                return True
 
 
 def new_generation(view: View, store: ViewStore) -> Track:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -38,6 +39,19 @@ if TYPE_CHECKING:
 BATCH = 500
 
 
+@dataclass(frozen=True)
+class Share:
+    """Part of the log for one of `count` parallel builders: the events of every aggregate whose
+    id falls to `index`, up to position `until`. Every event of an aggregate falls to one share."""
+
+    index: int
+    count: int
+    until: int
+
+    def holds(self, aggregate_id: str) -> bool:
+        return int(aggregate_id[:8], 16) % self.count == self.index
+
+
 class Runner:
     """Applies the log to a set of views; several runners (threads or processes) may share views."""
 
@@ -48,12 +62,17 @@ class Runner:
         store: ViewStore | None = None,
         batch: int = BATCH,
         tracks: dict[str, Track] | None = None,
+        share: Share | None = None,
     ) -> None:
-        """Follow the live generation of each view, or the given generations (a rebuild's)."""
+        """Follow the live generation of each view, or the given generations (a rebuild's).
+
+        With a `share`, apply only its events and stop at its end (see `projections.shares`).
+        """
         self.ledger = ledger
         self.views = list(views)
         self.store = store or ViewStore(ledger.database_url)
         self.batch = batch
+        self.share = share
         mapper = ledger.mapper
         assert isinstance(mapper, PydanticMapper)
         self._mapper = mapper
@@ -78,6 +97,11 @@ class Runner:
     def step(self) -> int:
         """Apply the next batch of the log; 0 when every view is caught up."""
         rows = self.ledger.command_log.read_log(self.position, self.batch)
+        share = self.share
+        if share is not None:
+            rows = [row for row in rows if row[0] <= share.until]
+            if not rows:
+                return 0
         if not rows:
             return self.step() if self._follow_swaps() else 0
         last = rows[-1][0]
@@ -85,7 +109,7 @@ class Runner:
         envelopes = [
             Envelope(position, topic, payload=payload, decode=self._decode, aggregate=(aggregate_id, version))
             for position, aggregate_id, version, topic, payload in rows
-            if wanted is None or topic in wanted
+            if (wanted is None or topic in wanted) and (share is None or share.holds(aggregate_id))
         ]
         for view in self.views:
             self._apply(view, envelopes, last)

@@ -109,8 +109,10 @@ class ViewConnection:
 class ViewStore:
     """Opens connections to the views' database, named by a database URL like the ledger's."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, scratch: bool = False) -> None:
+        """`scratch`: a throwaway SQLite file (a rebuild's share), written without journal or syncs."""
         self.database_url = database_url
+        self.scratch = scratch
         env = store_env(database_url)
         self.dialect: Dialect = "sqlite" if "SQLITE_DBNAME" in env else "postgres"
         self._env = env
@@ -124,10 +126,14 @@ class ViewStore:
                 check_same_thread=False,
                 timeout=30,
             )
-            raw.execute("PRAGMA journal_mode=WAL")
-            # Views can always be rebuilt from the log, and a view's rows and its position
-            # commit together, so a lost last commit only makes the view replay it.
-            raw.execute("PRAGMA synchronous=NORMAL")
+            if self.scratch:
+                raw.execute("PRAGMA journal_mode=OFF")
+                raw.execute("PRAGMA synchronous=OFF")
+            else:
+                raw.execute("PRAGMA journal_mode=WAL")
+                # Views can always be rebuilt from the log, and a view's rows and its position
+                # commit together, so a lost last commit only makes the view replay it.
+                raw.execute("PRAGMA synchronous=NORMAL")
             raw.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: index maintenance
             return ViewConnection("sqlite", raw)
         env = self._env

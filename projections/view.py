@@ -24,6 +24,8 @@ class Table:
     columns: str
     key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...] = ()
+    counter: str | None = None
+    """For a table of counts (its columns: the key, then this one): rows add up rather than replace."""
 
     def physical(self, generation: int) -> str:
         return f"{self.name}__g{generation}"
@@ -152,8 +154,10 @@ class Writer:
             rows,
         )
 
-    def increment(self, table: Table, value: str, counts: Mapping[tuple[Any, ...], int]) -> None:
-        """Add `counts` (keyed by the table's key columns) to the `value` column, creating rows as needed."""
+    def increment(self, table: Table, counts: Mapping[tuple[Any, ...], int]) -> None:
+        """Add `counts` (keyed by the table's key columns) to its counter column, creating rows as needed."""
+        value = table.counter
+        assert value is not None, f"{table.name} is not a table of counts"
         name, key = self.table(table), ", ".join(table.key)
         placeholders = ", ".join("?" * (len(table.key) + 1))
         self.executemany(

@@ -6,15 +6,16 @@ import signal
 import threading
 
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from api.cli.common import DatabaseUrlOption, ViewsUrlOption, open_ledger, view_store
 from domain.ledger import Ledger
 from projections import VIEWS, build_views
 from projections.digest import digest
 from projections.rebuild import Progress as RebuildProgress
-from projections.rebuild import ensure_current, rebuild
+from projections.rebuild import ensure_current, rebuild_together
 from projections.runner import Runner
+from projections.shares import MAX_SHARES, PARALLEL_FROM
 from projections.tracking import ensure_schema, live_track
 from projections.view import View
 
@@ -78,27 +79,34 @@ def rebuild_views(
     names: list[str] | None = ViewNames,
     database_url: str | None = DatabaseUrlOption,
     views_url: str | None = ViewsUrlOption,
+    shares: int | None = typer.Option(
+        None,
+        "--shares",
+        min=1,
+        max=MAX_SHARES,
+        help="Processes that build the views in parallel (default: one per core once the log "
+        f"holds {PARALLEL_FROM:,} events).",
+    ),
 ) -> None:
     """Rebuild views from the start of the log into fresh tables, then swap them in atomically."""
     with open_ledger(database_url) as ledger:
         store = view_store(ledger, views_url)
-        for view in _views(ledger, names):
-            with Progress(
-                TextColumn(f"{view.name:<22}"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TextColumn("{task.fields[rate]:>8.0f} events/s"),
-                TimeRemainingColumn(),
-            ) as bar:
-                task = bar.add_task(view.name, total=ledger.recorder.max_notification_id() or 1, rate=0.0)
+        views = _views(ledger, names)
+        with Progress(
+            TextColumn("rebuilding"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]:>8.0f} events/s"),
+            TimeRemainingColumn(),
+        ) as bar:
+            task = bar.add_task("rebuild", total=ledger.recorder.max_notification_id() or 1, rate=0.0)
 
-                def report(progress: RebuildProgress, task: TaskID = task, bar: Progress = bar) -> None:
-                    bar.update(
-                        task, completed=progress.done, total=max(progress.total, 1), rate=progress.rate
-                    )
+            def report(progress: RebuildProgress) -> None:
+                bar.update(task, completed=progress.done, total=max(progress.total, 1), rate=progress.rate)
 
-                track = rebuild(ledger, view, store, report=report)
-            typer.echo(f"{view.name}: generation {track.generation} live at position {track.position}")
+            built = rebuild_together(ledger, views, store, report=report, shares=shares)
+        for name, track in built.items():
+            typer.echo(f"{name}: generation {track.generation} live at position {track.position}")
 
 
 @app.command("digest")

@@ -72,6 +72,7 @@ CADRE_DAYS = Table(
     "cadre_days",
     "cadre_id TEXT NOT NULL, day TEXT NOT NULL, kind TEXT NOT NULL, tag TEXT NOT NULL, count BIGINT NOT NULL",
     key=("cadre_id", "day", "kind", "tag"),
+    counter="count",
 )
 """Facts counted per cadre, UTC day, kind and tag: a long window sums days instead of facts."""
 TAGS = {
@@ -187,7 +188,7 @@ class CadreAccountabilityView(View):
         writer.upsert(CASE_DEADLINES, DEADLINE_COLUMNS, list(rows.deadlines.values()))
         writer.upsert(CADRE_FACTS, FACT_COLUMNS, list(rows.facts.values()))
         days = Counter((row[0], row[2][:10], row[1], row[9] or "") for row in rows.facts.values())
-        writer.increment(CADRE_DAYS, "count", days)
+        writer.increment(CADRE_DAYS, days)
 
     def forget(self) -> None:
         self.cases.forget()

@@ -45,6 +45,7 @@ UNIT_COUNTS = Table(
     "unit_id TEXT NOT NULL, month TEXT NOT NULL, metric TEXT NOT NULL, value BIGINT NOT NULL",
     key=("unit_id", "month", "metric"),
     indexes=(("month",),),
+    counter="value",
 )
 UNIT_PATHS = Table(
     "unit_paths", "unit_id TEXT NOT NULL, path TEXT NOT NULL, level TEXT NOT NULL", key=("unit_id",)
@@ -104,7 +105,7 @@ class UnitStatsView(View):
             elif isinstance(event, Dispute.Resolved):
                 count("disputes_resolved", self._unit_of(event.originator_id))
         writer.upsert(UNIT_PATHS, ("unit_id", "path", "level"), paths)
-        writer.increment(UNIT_COUNTS, "value", counts)
+        writer.increment(UNIT_COUNTS, counts)
 
     def forget(self) -> None:
         self.cases.forget()

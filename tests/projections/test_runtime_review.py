@@ -15,7 +15,7 @@ import pytest
 import projections.rebuild as rebuilding
 from domain.clock import ManualClock
 from domain.ledger import Ledger
-from projections import build_views
+from projections import build_views, bulk
 from projections.digest import Digest, digest
 from projections.embedded import EmbeddedProjections
 from projections.rebuild import rebuild
@@ -159,7 +159,7 @@ def test_a_rebuild_that_fails_in_its_second_commit_leaves_the_live_view_serving_
         (end + 9) // 10
     )  # about half the log, in whole batches: the second commit holds the last event
     monkeypatch.setattr(rebuilding, "Runner", SmallBatches)
-    monkeypatch.setattr(rebuilding, "HOLD", (chunk, 600.0))
+    monkeypatch.setattr(bulk, "HOLD", (chunk, 600.0))
     commits: list[int] = []
     with pytest.raises(Boom):
         rebuild(
@@ -231,7 +231,7 @@ def test_a_sqlite_rebuild_kept_waiting_for_the_write_lock_still_builds_the_whole
     end = ledger.recorder.max_notification_id()
     store = ViewStore(url)
     writer = store.connect()  # another writer (a ledger command, a runner's batch) holding the lock
-    release = threading.Timer(rebuilding.HOLD[1] * 1.5, lambda: writer.execute("COMMIT"))
+    release = threading.Timer(bulk.HOLD[1] * 1.5, lambda: writer.execute("COMMIT"))
 
     class LockedOut(Runner):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -361,7 +361,7 @@ def test_a_rebuild_racing_a_live_runner_and_writers_ends_with_the_digest_of_a_fr
                 thread.start()
 
     monkeypatch.setattr(rebuilding, "Runner", SmallBatches)
-    monkeypatch.setattr(rebuilding, "HOLD", (10, 600.0))
+    monkeypatch.setattr(bulk, "HOLD", (10, 600.0))
     rebuilding.rebuild_together(world.ledger, build_views(world.ledger), store, report=start_writers)
     monkeypatch.undo()
     for thread in started:

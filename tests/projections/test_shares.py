@@ -1,0 +1,103 @@
+"""A rebuild in shares (one process per core, merged) gives exactly what a single pass gives."""
+
+from __future__ import annotations
+
+import os
+from uuid import UUID
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.ledger import Ledger
+from projections import build_views, bulk
+from projections.digest import Digest, digest
+from projections.rebuild import rebuild_together
+from projections.runner import Share
+from projections.shares import MAX_SHARES, PARALLEL_FROM, default_shares
+from projections.store import ViewConnection, ViewStore
+from projections.tracking import live_track
+from tests.projections.replay import assert_views_equal_replay
+from tests.projections.test_runner import busy_cases
+from tests.support import World
+
+
+def digests(connection: ViewConnection, ledger: Ledger) -> dict[str, Digest]:
+    return {view.name: digest(connection, view) for view in build_views(ledger)}
+
+
+def test_a_rebuild_in_shares_gives_the_digests_of_a_single_pass(demo: Ledger) -> None:
+    store = ViewStore(demo.database_url)
+    connection = store.connect()
+    rebuild_together(demo, build_views(demo), store, shares=1)
+    single = digests(connection, demo)
+    for shares in (2, 3):
+        built = rebuild_together(demo, build_views(demo), store, shares=shares)
+        assert digests(connection, demo) == single
+        assert {name: track.position for name, track in built.items()} == {
+            name: found.position for name, found in single.items()
+        }
+    assert all(found.rows > 0 for found in single.values())
+    assert_views_equal_replay(demo, connection)
+    connection.close()
+
+
+def test_counts_kept_by_several_shares_are_summed_not_replaced(demo: Ledger) -> None:
+    store = ViewStore(demo.database_url)
+    rebuild_together(demo, build_views(demo), store, shares=3)
+    connection = store.connect()
+    registered = connection.execute("SELECT SUM(value) FROM unit_counts WHERE metric = 'registered'")
+    cases = connection.execute("SELECT COUNT(*) FROM case_state")
+    assert registered == cases
+    assert cases[0][0] > 3  # enough cases that more than one share held some
+    connection.close()
+
+
+def test_events_recorded_while_the_shares_build_are_applied_before_the_swap(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cases = busy_cases(world, count=4, actions=3)
+    store = ViewStore(world.ledger.database_url)
+    monkeypatch.setattr(bulk, "HOLD", (5, 600.0))  # this process's share reports after every hold
+    recorded: list[int] = []
+
+    def record_one_more(_: object) -> None:
+        if not recorded:
+            result = world.do(world.township_clerk, "record_action", case_id=cases[0], kind="visit")
+            recorded.append(result.position)
+
+    built = rebuild_together(world.ledger, build_views(world.ledger), store, report=record_one_more, shares=2)
+    monkeypatch.undo()
+    assert recorded
+    assert all(track.position >= recorded[0] for track in built.values())
+    connection = store.connect()
+    assert_views_equal_replay(world.ledger, connection)
+    actions = connection.execute("SELECT action_count FROM case_state WHERE case_id = ?", (str(cases[0]),))
+    assert actions == [(4,)]
+    connection.close()
+
+
+def test_a_rebuild_in_shares_leaves_one_live_generation_and_no_other(world: World) -> None:
+    busy_cases(world, count=3, actions=1)
+    store = ViewStore(world.ledger.database_url)
+    rebuild_together(world.ledger, build_views(world.ledger), store, shares=1)
+    first = rebuild_together(world.ledger, build_views(world.ledger), store, shares=2)
+    connection = store.connect()
+    for name, track in first.items():
+        live = live_track(connection, name)
+        assert live is not None
+        assert live.generation == track.generation
+        rows = connection.execute("SELECT COUNT(*) FROM projection_tracking WHERE view = ?", (name,))
+        assert rows == [(1,)]
+    connection.close()
+
+
+@given(st.uuids(), st.integers(min_value=1, max_value=8), st.integers(min_value=0, max_value=10**6))
+def test_every_aggregate_falls_to_exactly_one_share(aggregate: UUID, count: int, until: int) -> None:
+    holders = [index for index in range(count) if Share(index, count, until).holds(str(aggregate))]
+    assert len(holders) == 1
+
+
+def test_a_small_log_is_rebuilt_in_one_pass_and_a_large_one_on_every_core() -> None:
+    assert default_shares(PARALLEL_FROM - 1) == 1
+    assert default_shares(PARALLEL_FROM) == min(os.cpu_count() or 1, MAX_SHARES)
