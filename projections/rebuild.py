@@ -10,7 +10,7 @@ from domain.ledger import Ledger
 from projections import VIEWS, bulk
 from projections.runner import Runner
 from projections.shares import build_in_shares, default_shares
-from projections.store import ViewStore
+from projections.store import RebuildRunning, ViewStore
 from projections.tracking import TRACKING, Track, create_generation, ensure_schema, point_readers_at, tracks
 from projections.view import View
 
@@ -56,6 +56,17 @@ def rebuild_together(
     meanwhile is then applied here, and the views are swapped in.
     """
     store = store or ViewStore(ledger.database_url)
+    with store.rebuild_lock([view.name for view in views]):
+        return _rebuild_locked(ledger, views, store, report, shares)
+
+
+def _rebuild_locked(
+    ledger: Ledger,
+    views: Sequence[View],
+    store: ViewStore,
+    report: Callable[[Progress], None] | None,
+    shares: int | None,
+) -> dict[str, Track]:
     fresh = {view.name: new_generation(view, store) for view in views}
     total = ledger.recorder.max_notification_id() or 0
     started = time.perf_counter()
@@ -120,7 +131,11 @@ def swap_in(view: View, track: Track, store: ViewStore) -> None:
 def ensure_current(
     ledger: Ledger, views: list[View], store: ViewStore, report: Callable[[Progress], None] | None = None
 ) -> list[str]:
-    """Rebuild every view whose live generation was built by an older schema; returns their names."""
+    """Rebuild every view whose live generation was built by an older schema; returns their names.
+
+    A view another process is rebuilding already is left to it (that rebuild swaps in a
+    current generation, which runners then follow).
+    """
     connection = store.connect()
     try:
         ensure_schema(connection)
@@ -131,6 +146,11 @@ def ensure_current(
         ]
     finally:
         connection.close()
+    rebuilt = []
     for view in stale:
-        rebuild(ledger, view, store, report)
-    return [view.name for view in stale]
+        try:
+            rebuild(ledger, view, store, report)
+        except RebuildRunning:
+            continue
+        rebuilt.append(view.name)
+    return rebuilt

@@ -8,10 +8,14 @@ serves SQLite and PostgreSQL: statements use `?` placeholders, portable column t
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import re
 import sqlite3
+import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
@@ -106,6 +110,10 @@ class ViewConnection:
         self.raw.close()
 
 
+class RebuildRunning(Exception):
+    """Another rebuild of this view is under way (in this process or another): one at a time."""
+
+
 class ViewStore:
     """Opens connections to the views' database, named by a database URL like the ledger's."""
 
@@ -149,3 +157,41 @@ class ViewStore:
         schema = env.get("POSTGRES_SCHEMA") or "public"
         connection.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(schema)))
         return ViewConnection("postgres", connection, schema)
+
+    @contextmanager
+    def rebuild_lock(self, views: Sequence[str]) -> Iterator[None]:
+        """Hold the right to rebuild these views until the block ends, or raise RebuildRunning at once.
+
+        A rebuild's swap drops every other generation of its views, so two rebuilds of one view
+        must not overlap. On PostgreSQL the lock is a session advisory lock; on SQLite an
+        exclusive `flock` on a file beside the database (`ledger.sqlite-rebuild-VIEW.lock`).
+        Both are released if the process dies.
+        """
+        with ExitStack() as held:
+            for view in sorted(set(views)):
+                held.enter_context(self._lock_one(view))
+            yield
+
+    @contextmanager
+    def _lock_one(self, view: str) -> Iterator[None]:
+        if self.dialect == "postgres":
+            connection = self.connect()
+            try:
+                key = f"{connection.schema}.dutyledger-rebuild.{view}"
+                [(taken,)] = connection.execute("SELECT pg_try_advisory_lock(hashtextextended(?, 0))", (key,))
+                if not taken:
+                    raise RebuildRunning(f"a rebuild of {view} is already running")
+                yield
+            finally:
+                connection.close()  # ends the session, and with it the lock
+            return
+        name = self._env["SQLITE_DBNAME"]
+        if name.startswith("file:"):  # an in-memory database: no file to put the lock beside
+            digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+            name = str(Path(tempfile.gettempdir()) / f"dutyledger-{digest}")
+        with open(f"{name}-rebuild-{view}.lock", "a") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RebuildRunning(f"a rebuild of {view} is already running") from None
+            yield  # closing the file releases the lock

@@ -13,6 +13,7 @@ from typer._click.exceptions import NoArgsIsHelpError
 from api.cli import cases, events, ledger, projections, serve
 from domain.errors import LedgerError
 from domain.storage.url import BadDatabaseUrl
+from projections.store import RebuildRunning
 
 app = typer.Typer(
     name="dutyledger",
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(error), 2)
     except LedgerError as error:
         _fail(f"{error.title}: {error.detail}", 1)
+    except RebuildRunning as error:
+        _fail(f"{error}; try again once it has finished", 4)
     except (PersistenceError, psycopg.Error, sqlite3.Error) as error:
         _fail(f"database: {_first_line(error)}", 3)
 

@@ -14,6 +14,7 @@ import pytest
 from domain.clock import ManualClock
 from domain.ledger import Ledger
 from projections import VIEWS
+from projections.store import ViewStore
 from tests.support import World, build_world
 
 
@@ -173,6 +174,29 @@ def test_projections_status_rebuild_and_digest_work_from_the_command_line(
     second = dutyledger("projections", "digest", database_url=database_url)
     assert first.stdout == second.stdout
     assert "rows 1 " in first.stdout
+
+
+def test_a_rebuild_while_another_process_rebuilds_the_view_is_refused_in_one_line(
+    populated: World, database_url: str
+) -> None:
+    with ViewStore(database_url).rebuild_lock(["case_timeline"]):
+        refused = dutyledger("projections", "rebuild", "case_timeline", database_url=database_url)
+    assert refused.returncode == 4
+    assert refused.stderr.strip().splitlines() == [
+        "dutyledger: error: a rebuild of case_timeline is already running; try again once it has finished"
+    ]
+    after = dutyledger("projections", "rebuild", "case_timeline", database_url=database_url)
+    assert after.returncode == 0, after.stderr
+
+
+def test_a_rebuild_in_shares_from_the_command_line_gives_the_same_digests(
+    populated: World, database_url: str
+) -> None:
+    assert dutyledger("projections", "rebuild", "--shares", "1", database_url=database_url).returncode == 0
+    single = dutyledger("projections", "digest", database_url=database_url)
+    shared = dutyledger("projections", "rebuild", "--shares", "2", database_url=database_url)
+    assert shared.returncode == 0, shared.stderr
+    assert dutyledger("projections", "digest", database_url=database_url).stdout == single.stdout
 
 
 def test_projections_run_follows_the_log_until_stopped(populated: World, database_url: str) -> None:
