@@ -15,6 +15,7 @@ a gap is never filled later, so it is simply passed over.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,8 +23,9 @@ from uuid import UUID
 
 from domain.events import LedgerEvent
 from domain.storage.mapper import PydanticMapper
-from projections.store import ViewStore
+from projections.store import ViewConnection, ViewStore
 from projections.tracking import (
+    TRACKING,
     PositionMoved,
     Track,
     claim,
@@ -81,6 +83,10 @@ class Runner:
         self.tracks: dict[str, Track] = tracks or {view.name: self._live(view) for view in self.views}
         self._wake = threading.Event()
         self._progress = threading.Condition()
+        self._steps = 0
+        """Batches applied so far (under `_progress`): a waiter knows a step happened since it looked."""
+        self._probes = threading.local()
+        self._probe_connections: list[ViewConnection] = []
         topics = [view.topics for view in self.views]
         self._wanted: frozenset[str] | None = (
             None
@@ -114,6 +120,7 @@ class Runner:
         for view in self.views:
             self._apply(view, envelopes, last)
         with self._progress:
+            self._steps += 1
             self._progress.notify_all()
         return len(rows)
 
@@ -139,12 +146,52 @@ class Runner:
         self._wake.set()
 
     def wait_for(self, position: int, timeout: float) -> bool:
-        """Block until every view has applied `position`, or `timeout` seconds pass."""
+        """Block until readers of every view see `position` applied, or `timeout` seconds pass.
+
+        The runner's own position can be ahead of what readers see: a rebuild may have swapped
+        in a generation that stops short of it, which the runner only notices at its next step.
+        So a position reached is confirmed against the live generations before it is reported,
+        and if they lag, the runner is woken to follow the swap.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._progress:
+                if not self._progress.wait_for(
+                    lambda: self.position >= position, max(0.0, deadline - time.monotonic())
+                ):
+                    return False
+                steps = self._steps
+            if self._readers_see(position):
+                return True
+            self.wake()
+            if not self._await_step_after(steps, deadline):
+                return False
+
+    def _await_step_after(self, steps: int, deadline: float) -> bool:
+        """Block until the runner has applied a batch after its `steps`-th, or `deadline` passes."""
         with self._progress:
-            return self._progress.wait_for(lambda: self.position >= position, timeout)
+            return self._progress.wait_for(lambda: self._steps > steps, max(0.0, deadline - time.monotonic()))
+
+    def _readers_see(self, position: int) -> bool:
+        """Whether every view's live generation has applied `position` (asked on this thread's connection)."""
+        connection = getattr(self._probes, "connection", None)
+        if connection is None:
+            connection = self._probes.connection = self.store.connect()
+            with self._progress:
+                self._probe_connections.append(connection)
+        names = [view.name for view in self.views]
+        held = connection.execute(
+            f"SELECT position FROM {TRACKING} WHERE live = 1 AND view IN ({', '.join('?' * len(names))})",
+            names,
+        )
+        return len(held) == len(names) and all(int(found) >= position for (found,) in held)
 
     def close(self) -> None:
         self.connection.close()
+        with self._progress:
+            probes, self._probe_connections = self._probe_connections, []
+        for probe in probes:
+            probe.close()
 
     def _apply(self, view: View, envelopes: Sequence[Envelope], last: int) -> None:
         """Apply the batch up to `last` to one view, in one transaction with its position."""

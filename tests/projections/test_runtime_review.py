@@ -103,11 +103,6 @@ def test_a_live_runner_ahead_of_a_rebuild_at_its_swap_brings_the_new_generation_
         live.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Runner.wait_for trusts the runner's in-memory position, which still names the dropped "
-    "generation after a swap, so it reports a position the live (swapped-in) view does not hold",
-)
 def test_wait_for_after_a_swap_waits_until_the_live_generation_holds_the_position(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,6 +119,33 @@ def test_wait_for_after_a_swap_waits_until_the_live_generation_holds_the_positio
             assert held is not None
             assert held.position >= end, "wait_for said yes, but readers' case_state lacks the write"
     finally:
+        live.close()
+
+
+def test_wait_for_after_a_swap_wakes_the_runner_and_answers_once_readers_see_the_position(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.units["busy"] = busy_cases(world, count=1, actions=1)[0]
+    store = ViewStore(world.ledger.database_url)
+    live = Runner(world.ledger, [CaseStateView(world.ledger)], store)
+    live.catch_up()
+    stop = threading.Event()
+    following = threading.Thread(target=live.run, args=(stop, 30.0))  # asleep until woken
+    following.start()
+    swap_after_a_write_the_live_runner_applied(monkeypatch, world, live)
+    rebuild(world.ledger, CaseStateView(world.ledger), store)
+    end = world.ledger.recorder.max_notification_id() or 0
+    try:
+        assert live.wait_for(end, timeout=10)
+        probe = store.connect()
+        held = live_track(probe, "case_state")
+        probe.close()
+        assert held is not None
+        assert held.position >= end
+    finally:
+        stop.set()
+        live.wake()
+        following.join()
         live.close()
 
 
