@@ -148,7 +148,7 @@ class CadreAccountabilityView(View):
     """Roles held, deadlines met and missed, and facts, for every cadre."""
 
     name = "cadre_accountability"
-    schema_version = 5
+    schema_version = 6  # 6: cadre_days counted by tag (5 counted by the whole detail)
     tables = (CADRE_ROLES, CASE_DEADLINES, CADRE_FACTS, CADRE_DAYS)
     topics = frozenset(
         event.TOPIC for aggregate in (Case, Meeting, Inquiry) for event in event_classes(aggregate)
@@ -187,7 +187,7 @@ class CadreAccountabilityView(View):
         writer.upsert(CADRE_ROLES, ROLE_COLUMNS, list(rows.roles.values()))
         writer.upsert(CASE_DEADLINES, DEADLINE_COLUMNS, list(rows.deadlines.values()))
         writer.upsert(CADRE_FACTS, FACT_COLUMNS, list(rows.facts.values()))
-        days = Counter((row[0], row[2][:10], row[1], row[9] or "") for row in rows.facts.values())
+        days = Counter((row[0], row[2][:10], row[1], row[8] or "") for row in rows.facts.values())
         writer.increment(CADRE_DAYS, days)
 
     def forget(self) -> None:

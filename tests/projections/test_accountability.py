@@ -69,6 +69,18 @@ def test_a_reply_that_left_the_petitioner_unsatisfied_is_prescribing_without_cur
     assert [p.version for p in account.flags[0].proof] == [3, 4]  # the reply, then the rating
 
 
+def test_ratings_on_days_wholly_inside_a_long_window_are_counted_by_rating(
+    world: World, views: Runner
+) -> None:
+    for rating in (Satisfaction.SATISFIED, Satisfaction.SATISFIED, Satisfaction.UNSATISFIED):
+        case_id = world.replied()
+        world.do(world.county_clerk, "rate_satisfaction", case_id=case_id, rating=rating)
+        world.advance(days=1)
+    world.advance(days=3)  # every rating now lies on a whole UTC day of the window, summed per day
+    account = of(world, views, world.township_clerk)
+    assert account.ratings == {"satisfied": 2, "unsatisfied": 1}
+
+
 def test_an_owning_leader_whose_case_misses_its_deadline_is_flagged(world: World, views: Runner) -> None:
     case_id = world.accepted()
     world.do(world.township_clerk, "appoint_owning_leader", case_id=case_id, leader_id=world.township_leader)
