@@ -7,7 +7,7 @@ today's validation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self, cast
 from uuid import UUID
@@ -92,6 +92,27 @@ class LedgerAggregate(BaseAggregate[UUID]):
 
 
 _CONTAINERS = frozenset({list, dict, set})
+
+
+def as_corrected(events: Iterable[LedgerEvent]) -> list[LedgerEvent]:
+    """An aggregate's events as known today: every correction folded into the event it corrects.
+
+    The `Corrected` events themselves are left out; the others keep their order. Business-time
+    readers (what had happened by an instant, who acted before whom) read this history.
+    """
+    known: dict[int, LedgerEvent] = {}
+    for event in events:
+        if isinstance(event, CorrectedEvent):
+            target = known.get(event.corrects)
+            if target is not None:
+                amended = {
+                    name: _field_adapter(type(target), name).validate_python(value)
+                    for name, value in event.changes.items()
+                }
+                known[event.corrects] = target.model_copy(update=amended)
+            continue
+        known[event.originator_version] = event
+    return list(known.values())
 
 
 def _field_adapter(event_class: type[LedgerEvent], name: str) -> TypeAdapter[Any]:

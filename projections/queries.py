@@ -17,6 +17,7 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from domain.aggregate import as_corrected
 from domain.case import Case
 from domain.events import LedgerEvent
 from domain.ledger import Ledger
@@ -194,12 +195,13 @@ def case_as_of(ledger: Ledger, case_id: UUID, instant: datetime, axis: Axis = "r
     """The case as a from-scratch replay of its events up to `instant` gives it.
 
     `recorded`: what the ledger had recorded by then (its events with record time <= instant).
-    `occurred`: what had happened by then, as far as the ledger knows today (business time),
-    applying the events that occurred by then in the order they were recorded.
+    `occurred`: what had happened by then, as far as the ledger knows today (business time):
+    every correction folded into the event it corrects, then the events that occurred by then
+    applied in the order they were recorded.
     """
     case: Case | None = None
-    for event in ledger.events.get(case_id):
-        assert isinstance(event, LedgerEvent)
+    history = [event for event in ledger.events.get(case_id) if isinstance(event, LedgerEvent)]
+    for event in history if axis == "recorded" else as_corrected(history):
         moment = event.timestamp if axis == "recorded" else event.occurred_at
         if moment > instant:
             if axis == "recorded":

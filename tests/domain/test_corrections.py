@@ -6,6 +6,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from domain.aggregate import as_corrected
 from domain.case import Case, Intake
 from domain.errors import InvalidArgument, InvalidTime, NotAllowed, PersonalDataInText
 from domain.values import BureauLevel, Channel
@@ -115,6 +116,26 @@ def test_correctable_fields_of_handling_events_can_be_corrected(
     assert type(corrected) is Case.Corrected
     assert (corrected.corrected_event, corrected.corrects) == (event, version)
     assert set(corrected.changes) == set(changes)
+
+
+def test_the_history_as_known_today_holds_each_event_with_its_corrections_and_no_correction(
+    world: World,
+) -> None:
+    case_id, version = with_action(world)
+    really = world.clock.now() - timedelta(minutes=30)
+    correct(world, world.handler, case_id, version, kind="talk")
+    correct(world, world.handler, case_id, version, occurred_at=really.isoformat())
+    stored = world.events(case_id)
+    known = as_corrected(stored)
+    assert [e.originator_version for e in known] == [e.originator_version for e in stored[:version]]
+    action = known[version - 1]
+    assert isinstance(action, Case.ActionRecorded)
+    assert (action.kind, action.occurred_at) == ("talk", really)  # both corrections, in order
+    assert (action.actor_id, action.timestamp) == (
+        stored[version - 1].actor_id,
+        stored[version - 1].timestamp,
+    )
+    assert known[: version - 1] == stored[: version - 1]
 
 
 # --- what may be corrected -------------------------------------------------------------------

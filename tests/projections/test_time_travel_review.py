@@ -144,11 +144,6 @@ def test_responsibility_names_each_owning_leader_only_while_they_owned_the_case(
     assert leaders == [None, world.township_leader, world.township_leader, world.township_head]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: case_as_of(axis='occurred') filters by the original occurred_at and ignores a "
-    "Corrected event that moved an action's business time earlier",
-)
 def test_an_action_whose_time_was_corrected_earlier_counts_as_of_the_corrected_time(world: World) -> None:
     case_id = world.accepted()
     world.advance(days=5)
@@ -168,11 +163,6 @@ def test_an_action_whose_time_was_corrected_earlier_counts_as_of_the_corrected_t
     assert as_known_today.action_count == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: case_as_of(axis='occurred') skips the correction of the Registered intake because the "
-    "Corrected event occurred later, so 'as known today' shows the category known to be wrong",
-)
 def test_a_corrected_category_applies_on_the_occurred_axis_from_registration_on(world: World) -> None:
     case_id = world.register()
     registered_at = world.clock.now()
