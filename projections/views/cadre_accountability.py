@@ -13,6 +13,12 @@ asked of them (`projections.accountability`):
 - `cadre_facts`: one row per thing a cadre did or had attributed to them (received a
   petition, recorded an action or a late record, replied, had a reply fail, assigned,
   supervised, chaired, was found or sanctioned), each pointing at the event proving it.
+
+A case's rows follow its history in business time, as known today: events in the order
+they happened, each with its corrections folded in. Events mostly arrive in that order; one
+recorded late but dated before another already applied (a leapfrog entered after the reply
+it preceded), or a correction, makes the view derive the case's rows again from its whole
+history, so the order events were recorded in never changes who is held to account.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from domain.aggregate import CorrectedEvent
+from domain.aggregate import CorrectedEvent, as_corrected
 from domain.case import Case
 from domain.catalogue import event_classes
 from domain.events import LedgerEvent
@@ -133,6 +139,8 @@ class CaseMemory:
     """(cadre, version) of the latest reply."""
     acted_units: set[str] = field(default_factory=set)
     order_issuers: dict[int, str] = field(default_factory=dict)
+    last_occurred: str = ""
+    """The latest business time applied: an event dated before it arrived out of order."""
 
 
 class Rows:
@@ -143,12 +151,18 @@ class Rows:
         self.deadlines: dict[tuple[Any, ...], list[Any]] = {}
         self.facts: dict[tuple[Any, ...], list[Any]] = {}
 
+    def forget_case(self, case_id: str) -> None:
+        """Drop the rows of a case's own events not written yet (an inquiry's facts about it stay)."""
+        for kept in (self.roles, self.deadlines, self.facts):
+            for key in [key for key in kept if key[0] == case_id]:
+                del kept[key]
+
 
 class CadreAccountabilityView(View):
     """Roles held, deadlines met and missed, and facts, for every cadre."""
 
     name = "cadre_accountability"
-    schema_version = 6  # 6: cadre_days counted by tag (5 counted by the whole detail)
+    schema_version = 7  # 6: cadre_days counted by tag; 7: cases in business order, corrections applied
     tables = (CADRE_ROLES, CASE_DEADLINES, CADRE_FACTS, CADRE_DAYS)
     topics = frozenset(
         event.TOPIC for aggregate in (Case, Meeting, Inquiry) for event in event_classes(aggregate)
@@ -164,13 +178,17 @@ class CadreAccountabilityView(View):
         for envelope in batch:
             event = envelope.event
             detail: dict[str, Any]
-            self._late_record(rows, envelope)
             if isinstance(event, Case.Event):
                 memory = self.cases.before(event) or CaseMemory()
-                self._case_event(memory, envelope, rows)
+                if self._out_of_order(memory, envelope):
+                    memory = self._redo_case(writer, rows, event.originator_id, event.originator_version)
+                else:
+                    self._case_step(memory, envelope, rows)
                 memory.version = event.originator_version
                 self.cases.keep(event.originator_id, memory)
-            elif isinstance(event, Meeting.Convened):
+                continue
+            self._late_record(rows, envelope)
+            if isinstance(event, Meeting.Convened):
                 detail = {"principal": event.chaired_by_principal}
                 self._fact(rows, envelope, "meeting_chaired", event.chair_id, None, detail)
             elif isinstance(event, Inquiry.FindingRecorded):
@@ -194,6 +212,62 @@ class CadreAccountabilityView(View):
         self.cases.forget()
 
     # --- cases --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _out_of_order(memory: CaseMemory, envelope: Envelope) -> bool:
+        """Whether the event cannot simply follow what was applied: a correction, or dated earlier."""
+        return isinstance(envelope.event, CorrectedEvent) or envelope.occurred_text < memory.last_occurred
+
+    def _case_step(self, memory: CaseMemory, envelope: Envelope, rows: Rows) -> None:
+        """Apply one case event, the next in business time, to the case's memory and rows."""
+        self._late_record(rows, envelope)
+        self._case_event(memory, envelope, rows)
+        if not isinstance(envelope.event, CorrectedEvent):
+            memory.last_occurred = max(memory.last_occurred, envelope.occurred_text)
+
+    def _redo_case(self, writer: Writer, rows: Rows, case_id: UUID, version: int) -> CaseMemory:
+        """Replace every row of the case's own events with rows derived from its history to `version`."""
+        key = str(case_id)
+        rows.forget_case(key)
+        self._unwrite_case(writer, key)
+        memory = CaseMemory()
+        for envelope in self._history(case_id, version, positions=True):
+            self._case_step(memory, envelope, rows)
+        return memory
+
+    def _unwrite_case(self, writer: Writer, case_id: str) -> None:
+        """Delete the rows written for the case's own events, and take their facts out of the day counts."""
+        facts = writer.table(CADRE_FACTS)
+        counted = writer.execute(
+            f"SELECT cadre_id, substr(at, 1, 10), kind, COALESCE(tag, ''), COUNT(*) FROM {facts} "
+            "WHERE aggregate_id = ? GROUP BY 1, 2, 3, 4",
+            (case_id,),
+        )
+        if counted:
+            writer.increment(CADRE_DAYS, {tuple(row[:4]): -int(row[4]) for row in counted})
+            writer.executemany(
+                f"DELETE FROM {writer.table(CADRE_DAYS)} "
+                "WHERE cadre_id = ? AND day = ? AND kind = ? AND tag = ? AND count = 0",
+                [tuple(row[:4]) for row in counted],
+            )
+        writer.execute(f"DELETE FROM {facts} WHERE aggregate_id = ?", (case_id,))
+        for table in (CADRE_ROLES, CASE_DEADLINES):
+            writer.execute(f"DELETE FROM {writer.table(table)} WHERE case_id = ?", (case_id,))
+
+    def _history(self, case_id: UUID, version: int, *, positions: bool) -> list[Envelope]:
+        """The case's events to `version` in business order, corrections folded in (and kept, unapplied).
+
+        Each keeps its own log position when `positions` is asked (facts cite it); else 0.
+        """
+        stored = [e for e in self.ledger.events.get(case_id, lte=version) if isinstance(e, LedgerEvent)]
+        steps = [*as_corrected(stored), *(e for e in stored if isinstance(e, CorrectedEvent))]
+        steps.sort(key=lambda e: (e.occurred_at, e.originator_version))
+        at = dict.fromkeys((e.originator_version for e in steps), 0)
+        if positions:
+            versions = list(at)
+            found = self.ledger.command_log.positions_of([(case_id, v) for v in versions])
+            at = dict(zip(versions, found, strict=True))
+        return [Envelope(at[e.originator_version], e.TOPIC, e) for e in steps]
 
     def _case_event(self, memory: CaseMemory, envelope: Envelope, rows: Rows) -> None:
         """Turn one case event into role, deadline and fact rows; keep what the next event needs."""
@@ -419,10 +493,9 @@ class CadreAccountabilityView(View):
     def _replayed(self, case_id: UUID, version: int) -> CaseMemory:
         """A case's memory rebuilt from its stored events up to `version` (the rows are discarded)."""
         memory = CaseMemory()
-        for event in self.ledger.events.get(case_id, lte=version):
-            assert isinstance(event, LedgerEvent)
-            self._case_event(memory, Envelope(0, event.TOPIC, event), Rows())
-            memory.version = event.originator_version
+        for envelope in self._history(case_id, version, positions=False):
+            self._case_step(memory, envelope, Rows())
+        memory.version = version
         return memory
 
 

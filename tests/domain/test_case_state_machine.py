@@ -23,6 +23,7 @@ registers its own new cases in it; the ManualClock only goes forward, which suit
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from hypothesis.stateful import (
 )
 
 from domain.aggregate import LedgerAggregate
-from domain.case import CaseStatus, Intake, ReviewStage
+from domain.case import Case, CaseStatus, Intake, ReviewStage
 from domain.clock import ManualClock
 from domain.errors import LedgerError
 from domain.ledger import CommandResult, Ledger
@@ -69,9 +70,11 @@ from domain.values import (
     Source,
 )
 from projections import build_views
-from projections.digest import digest
+from projections.digest import Digest, digest
 from projections.rebuild import rebuild_together
 from projections.runner import Runner
+from projections.store import ViewStore
+from projections.views.cadre_accountability import CadreAccountabilityView
 from tests.conftest import POSTGRES_URL, START, require_postgres
 from tests.projections.replay import assert_case_views_equal_replay
 from tests.support import World, build_world
@@ -392,6 +395,33 @@ class CaseMachine(RuleBasedStateMachine):
     )
     def record_action(self, case: UUID, actor: str, kind: str, back: int) -> None:
         self.case_run(case, actor, "record_action", back, kind=kind)
+
+    @rule(
+        case=cases,
+        pick=st.integers(0, 10),
+        earlier=st.sampled_from([60, 3600, 3 * 86400, 20 * 86400]),
+        kind=st.none() | st.sampled_from([k.value for k in ActionKind]),
+        intake=intakes,
+    )
+    def correct_a_record(self, case: UUID, pick: int, earlier: int, kind: str | None, intake: Intake) -> None:
+        """The cadre who recorded one of the case's events corrects it: an earlier date, a kind, an intake."""
+        correctable = [
+            e
+            for e in self.world.events(case)
+            if isinstance(e, Case.Registered | Case.ActionRecorded | Case.HearingHeld | Case.LeapfrogRecorded)
+        ]
+        target = correctable[pick % len(correctable)]
+        changes: dict[str, Any]
+        if isinstance(target, Case.Registered):
+            changes = {"intake": intake.model_dump(mode="json")}
+        else:
+            changes = {"occurred_at": (target.occurred_at - timedelta(seconds=earlier)).isoformat()}
+            if kind is not None and isinstance(target, Case.ActionRecorded):
+                changes["kind"] = kind
+        recorder = next(name for name, cadre in self.world.cadres.items() if cadre == target.actor_id)
+        self.run(
+            recorder, "correct_record", aggregate_id=case, corrects=target.originator_version, changes=changes
+        )
 
     @rule(case=cases, actor=township_cadre, days=st.integers(0, 95), back=back)
     def hold_hearing(self, case: UUID, actor: str, days: int, back: int) -> None:
@@ -733,6 +763,26 @@ def run_machine(setting: Setting) -> None:
     rebuilt = {view.name: digest(views.connection, view) for view in views.views}
     assert rebuilt == live
     assert all(found.rows > 0 for found in live.values())
+    assert canonical_cadre_digest(ledger) == live["cadre_accountability"]
+
+
+class EveryCaseRedone(CadreAccountabilityView):
+    """The accountability view deriving a case's rows from its whole history at every event."""
+
+    @staticmethod
+    def _out_of_order(memory: Any, envelope: Any) -> bool:
+        return True
+
+
+def canonical_cadre_digest(ledger: Ledger) -> Digest:
+    """cadre_accountability as every case's history in business order gives it (a store of its own)."""
+    with tempfile.TemporaryDirectory() as folder:
+        runner = Runner(ledger, [EveryCaseRedone(ledger)], ViewStore(f"sqlite:///{folder}/canonical.sqlite"))
+        try:
+            runner.catch_up()
+            return digest(runner.connection, runner.views[0])
+        finally:
+            runner.close()
 
 
 def test_case_commands_keep_replay_and_history_consistent_on_sqlite(tmp_path: Path) -> None:

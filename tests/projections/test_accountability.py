@@ -176,3 +176,31 @@ def test_a_window_of_the_live_view_equals_a_replay_of_only_what_happened_before_
             assert cadre_accountability(live.connection, cadre, start, end) == expected, cadre
         replay.close()
     live.close()
+
+
+def test_a_case_derived_again_after_a_correction_leaves_day_counts_equal_to_its_facts(
+    world: World, views: Runner
+) -> None:
+    case_id = world.accepted()
+    world.advance(days=2)
+    action = world.do(world.township_clerk, "record_action", case_id=case_id, kind="visit")
+    views.catch_up()  # the action is written and counted on its day before the correction moves it
+    world.advance(hours=1)
+    world.do(
+        world.township_clerk,
+        "correct_record",
+        narrative="走访日期登记错误，更正",
+        aggregate_id=case_id,
+        corrects=action.version,
+        changes={"occurred_at": (world.clock.now() - timedelta(days=2)).isoformat()},
+    )
+    views.catch_up()
+    connection = views.connection
+    days = connection.execute("SELECT cadre_id, day, kind, tag, count FROM cadre_days ORDER BY 1, 2, 3, 4")
+    recount = connection.execute(
+        "SELECT cadre_id, substr(at, 1, 10), kind, COALESCE(tag, ''), COUNT(*) FROM cadre_facts "
+        "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    )
+    assert days == recount
+    actions = connection.execute("SELECT at FROM cadre_facts WHERE kind = 'action'")
+    assert [at[:10] for (at,) in actions] == [(world.clock.now() - timedelta(days=2)).date().isoformat()]

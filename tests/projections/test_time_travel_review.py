@@ -324,11 +324,6 @@ def test_counts_over_two_adjacent_windows_add_up_to_the_count_over_both(world: W
         assert actions(split, split + timedelta(microseconds=1)) == (1 if split in moments else 0), split
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a leapfrog recorded late but backdated before the reply is blamed on that reply "
-    "(memory.last_reply follows record order), so the live window differs from a replay up to its end",
-)
 def test_a_leapfrog_that_happened_before_the_reply_does_not_fail_that_reply(
     world: World, views: Runner, tmp_path: Path
 ) -> None:
@@ -390,12 +385,6 @@ def test_a_petition_forwarded_at_the_midnight_after_its_notice_deadline_was_forw
     assert [(flag.pattern, flag.case_id) for flag in account.flags] == [("received_not_handled", case_id)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: passed_on is judged against actions in record order (memory.acted_units); a forward "
-    "recorded late but backdated before the unit's first action is not counted, while a replay up "
-    "to the window's end counts it",
-)
 def test_a_case_forwarded_before_its_unit_acted_is_passed_on_even_when_the_forward_was_recorded_later(
     world: World, views: Runner, tmp_path: Path
 ) -> None:
@@ -418,11 +407,6 @@ def test_a_case_forwarded_before_its_unit_acted_is_passed_on_even_when_the_forwa
     assert live.passed_on == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the cadre_accountability view ignores Corrected events, so an action whose business "
-    "time was corrected earlier still counts at its original time (received_not_handled stays raised)",
-)
 def test_a_receipt_whose_action_was_corrected_to_before_the_window_end_is_not_flagged(
     world: World, views: Runner
 ) -> None:

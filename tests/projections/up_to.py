@@ -37,6 +37,9 @@ class UpTo:
             after = rows[-1][0]
         return kept[:limit]
 
+    def positions_of(self, keys: list[tuple[UUID, int]]) -> list[int]:
+        return self.ledger.command_log.positions_of(keys)
+
     def get(self, aggregate_id: UUID, lte: int | None = None, **_: Any) -> Iterator[LedgerEvent]:
         for event in self.ledger.events.get(aggregate_id, lte=lte):
             assert isinstance(event, LedgerEvent)
