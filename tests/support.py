@@ -96,13 +96,20 @@ class World:
 
     def correct_category(self, case_id: UUID, category: str = "wage_arrears") -> None:
         """Correct the registered intake's category (the case's version 1), as the township clerk."""
+        intake = INTAKE.model_copy(update={"category": category}).model_dump(mode="json")
+        self.correct_record(case_id, 1, narrative="类别登记错误，更正", intake=intake)
+
+    def correct_record(
+        self, case_id: UUID, version: int, narrative: str = "走访日期登记错误，更正", **changes: Any
+    ) -> None:
+        """Correct fields of the case's event `version`, as the township clerk (who recorded it)."""
         self.do(
             self.township_clerk,
             "correct_record",
-            narrative="类别登记错误，更正",
+            narrative=narrative,
             aggregate_id=case_id,
-            corrects=1,
-            changes={"intake": INTAKE.model_copy(update={"category": category}).model_dump(mode="json")},
+            corrects=version,
+            changes=changes,
         )
 
     def register(self, actor: UUID | None = None, **kwargs: Any) -> UUID:

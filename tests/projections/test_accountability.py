@@ -186,13 +186,11 @@ def test_a_case_derived_again_after_a_correction_leaves_day_counts_equal_to_its_
     action = world.do(world.township_clerk, "record_action", case_id=case_id, kind="visit")
     views.catch_up()  # the action is written and counted on its day before the correction moves it
     world.advance(hours=1)
-    world.do(
-        world.township_clerk,
-        "correct_record",
+    world.correct_record(
+        case_id,
+        action.version,
         narrative="走访日期登记错误，更正",
-        aggregate_id=case_id,
-        corrects=action.version,
-        changes={"occurred_at": (world.clock.now() - timedelta(days=2)).isoformat()},
+        occurred_at=(world.clock.now() - timedelta(days=2)).isoformat(),
     )
     views.catch_up()
     connection = views.connection

@@ -150,14 +150,7 @@ def test_an_action_whose_time_was_corrected_earlier_counts_as_of_the_corrected_t
     world.do(world.township_clerk, "record_action", case_id=case_id, kind="visit")  # version 3
     really_done = world.clock.now() - timedelta(days=4)
     world.advance(hours=1)
-    world.do(
-        world.township_clerk,
-        "correct_record",
-        narrative="走访日期登记错误，更正",
-        aggregate_id=case_id,
-        corrects=3,
-        changes={"occurred_at": really_done.isoformat()},
-    )
+    world.correct_record(case_id, 3, narrative="走访日期登记错误，更正", occurred_at=really_done.isoformat())
     as_known_today = case_as_of(world.ledger, case_id, really_done + timedelta(days=1), "occurred")
     assert as_known_today is not None
     assert as_known_today.action_count == 1
@@ -414,13 +407,11 @@ def test_a_receipt_whose_action_was_corrected_to_before_the_window_end_is_not_fl
     world.advance(days=25)
     world.do(world.township_clerk, "record_action", case_id=case_id, kind="visit")  # version 2
     world.advance(hours=1)
-    world.do(
-        world.township_clerk,
-        "correct_record",
+    world.correct_record(
+        case_id,
+        2,
         narrative="走访实际在登记次日进行，更正日期",
-        aggregate_id=case_id,
-        corrects=2,
-        changes={"occurred_at": (world.clock.now() - timedelta(days=24)).isoformat()},
+        occurred_at=(world.clock.now() - timedelta(days=24)).isoformat(),
     )
     end = world.clock.now() - timedelta(days=4)  # the notice deadline has passed; the visit was long done
     account = cadre_accountability(caught_up(views), world.township_head, EVER, end)
