@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
-from domain.events import LedgerEvent
+from projections.view import Envelope
 
 MEMORY = 5_000
 """Aggregates remembered per view: enough for the cases active at once, small enough to stay flat."""
@@ -32,22 +32,23 @@ class AggregateMemory(Generic[S]):
 
     def __init__(self, rebuild: Callable[[UUID, int], S], size: int = MEMORY) -> None:
         self._rebuild = rebuild
-        self._states: OrderedDict[UUID, S] = OrderedDict()
+        self._states: OrderedDict[str, S] = OrderedDict()
+        """By aggregate id as text: hashed and compared in C, unlike UUID objects."""
         self._size = size
 
-    def before(self, event: LedgerEvent) -> S | None:
-        """The state just before `event` (None before a first event): remembered, or rebuilt."""
-        aggregate_id = event.originator_id
-        state = self._states.pop(aggregate_id, None)
-        if event.originator_version == 1:
+    def before(self, envelope: Envelope) -> S | None:
+        """The state just before the envelope's event (None before a first event): remembered, or rebuilt."""
+        key, version = envelope.aggregate
+        state = self._states.pop(key, None)
+        if version == 1:
             return None
-        if state is None or state.version != event.originator_version - 1:
-            state = self._rebuild(aggregate_id, event.originator_version - 1)
+        if state is None or state.version != version - 1:
+            state = self._rebuild(UUID(key), version - 1)
         return state
 
-    def keep(self, aggregate_id: UUID, state: S) -> None:
-        """Remember the state after an event, dropping the least recently used beyond the limit."""
-        self._states[aggregate_id] = state
+    def keep(self, envelope: Envelope, state: S) -> None:
+        """Remember the state after the envelope's event, dropping the least recently used past the limit."""
+        self._states[envelope.aggregate[0]] = state
         if len(self._states) > self._size:
             self._states.popitem(last=False)
 

@@ -179,13 +179,13 @@ class CadreAccountabilityView(View):
             event = envelope.event
             detail: dict[str, Any]
             if isinstance(event, Case.Event):
-                memory = self.cases.before(event) or CaseMemory()
+                memory = self.cases.before(envelope) or CaseMemory()
                 if self._out_of_order(memory, envelope):
                     memory = self._redo_case(writer, rows, event.originator_id, event.originator_version)
                 else:
                     self._case_step(memory, envelope, rows)
                 memory.version = event.originator_version
-                self.cases.keep(event.originator_id, memory)
+                self.cases.keep(envelope, memory)
                 continue
             self._late_record(rows, envelope)
             if isinstance(event, Meeting.Convened):

@@ -193,13 +193,13 @@ class CaseStateView(View):
     def _advance(self, envelope: Envelope) -> Case:
         """The case after this event, applied with the aggregate's own code."""
         event = envelope.event
-        case = self.cases.before(event)
+        case = self.cases.before(envelope)
         if case is None:
             case = event.mutate(None)  # type: ignore[attr-defined]
         else:
             event.mutate(case)  # type: ignore[attr-defined]
         assert isinstance(case, Case)
-        self.cases.keep(case.id, case)
+        self.cases.keep(envelope, case)
         return case
 
     def _replayed(self, case_id: UUID, version: int) -> Case:

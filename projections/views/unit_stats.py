@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -50,6 +52,17 @@ UNIT_COUNTS = Table(
 UNIT_PATHS = Table(
     "unit_paths", "unit_id TEXT NOT NULL, path TEXT NOT NULL, level TEXT NOT NULL", key=("unit_id",)
 )
+
+
+def local_month(utc: str) -> str:
+    """The Beijing month (`YYYY-MM`) of a moment given as UTC text."""
+    return _month_of_hour(utc[:13])
+
+
+@lru_cache(maxsize=1024)
+def _month_of_hour(hour: str) -> str:
+    """The local month of a UTC hour (`YYYY-MM-DDTHH`): the zone's offsets are whole hours since 1901."""
+    return datetime.fromisoformat(f"{hour}:00+00:00").astimezone(ZONE).strftime("%Y-%m")
 
 
 @dataclass
@@ -81,16 +94,16 @@ class UnitStatsView(View):
         paths: list[tuple[str, str, str]] = []
         for envelope in batch:
             event = envelope.event
-            month = event.occurred_at.astimezone(ZONE).strftime("%Y-%m")
+            month = local_month(envelope.occurred_text)
 
             def count(metric: str, unit: UUID | str, *, month: str = month) -> None:
                 counts[(str(unit), month, metric)] += 1
 
             if isinstance(event, Case.Event):
-                memory = self.cases.before(event) or CaseUnits()
+                memory = self.cases.before(envelope) or CaseUnits()
                 self._case_event(memory, event, count)
                 memory.version = event.originator_version
-                self.cases.keep(event.originator_id, memory)
+                self.cases.keep(envelope, memory)
             elif isinstance(event, Unit.Registered):
                 path = "/" + "/".join(str(u) for u in (*event.ancestors, event.originator_id)) + "/"
                 paths.append((str(event.originator_id), path, event.level.value))
