@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from projections.accountability import LATE_AFTER
+from projections.views.cadre_accountability import LATE_RECORD_FLOOR
+
+HOUR = timedelta(hours=1)
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/ledger.sqlite"
 
@@ -20,6 +27,10 @@ class Settings(BaseSettings):
     port: int = 8000
     views_url: str | None = None
     """Where the views (read models) live; by default in the ledger's own database."""
+    late_record_hours: int = Field(LATE_AFTER // HOUR, ge=LATE_RECORD_FLOOR // HOUR)
+    """A record made more than this many hours after the fact it records counts as filed late
+    in cadre accountability (records over 24 hours late are all kept, so changing it needs no
+    rebuild)."""
     embedded_projections: bool = True
     """Keep the views up to date inside the server process (the embedded default); turn off when
     separate `dutyledger projections run` processes do it."""

@@ -26,7 +26,10 @@ from pydantic import BaseModel, ConfigDict
 
 from projections.columns import moment_text
 from projections.store import ViewConnection
+from projections.views.cadre_accountability import LATE_RECORD_FLOOR
 
+LATE_AFTER = timedelta(hours=72)
+"""The default threshold of a record filed late (setting `DUTYLEDGER_LATE_RECORD_HOURS`)."""
 HOLDER_KINDS = ("reply", "review_answer", "meeting")
 """Deadlines that count against whoever held the case as handler, responsible person or owning leader."""
 
@@ -76,11 +79,22 @@ class CadreAccountability(BaseModel):
 
 
 def cadre_accountability(
-    connection: ViewConnection, cadre_id: UUID, start: datetime, end: datetime
+    connection: ViewConnection,
+    cadre_id: UUID,
+    start: datetime,
+    end: datetime,
+    late_after: timedelta = LATE_AFTER,
 ) -> CadreAccountability:
-    """Everything the views know of the cadre in `[start, end)`, flags judged as of `end`."""
+    """Everything the views know of the cadre in `[start, end)`, flags judged as of `end`.
+
+    A record counts as filed late when made more than `late_after` (whole hours, at least
+    `LATE_RECORD_FLOOR`) after the fact it records.
+    """
     if end < start:
         raise ValueError(f"the window ends ({end.isoformat()}) before it starts ({start.isoformat()})")
+    if late_after < LATE_RECORD_FLOOR or late_after % timedelta(hours=1):
+        raise ValueError(f"late_after must be whole hours, at least {LATE_RECORD_FLOOR}; got {late_after}")
+    late_hours = late_after // timedelta(hours=1)
     cadre, since, until = str(cadre_id), moment_text(start), moment_text(end)
     window = (cadre, since, until)
     kinds: Counter[str] = Counter()
@@ -118,7 +132,9 @@ def cadre_accountability(
         cases_received=kinds["received"],
         cases_held={role: int(count) for role, count in held},
         actions=kinds["action"],
-        late_records=kinds["late_record"],
+        late_records=sum(
+            n for (kind, tag), n in tags.items() if kind == "late_record" and int(tag) > late_hours
+        ),
         passed_on=kinds["passed_on"],
         deadlines_met=met,
         deadlines_missed=missed,

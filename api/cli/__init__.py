@@ -8,9 +8,10 @@ import sys
 import psycopg
 import typer
 from eventsourcing.persistence import PersistenceError
+from pydantic import ValidationError
 from typer._click.exceptions import NoArgsIsHelpError
 
-from api.cli import cases, events, ledger, projections, serve
+from api.cli import cadres, cases, events, ledger, projections, serve
 from domain.errors import LedgerError
 from domain.storage.url import BadDatabaseUrl
 from projections.store import RebuildRunning
@@ -26,6 +27,7 @@ app.command("init")(ledger.init)
 app.command("demo")(ledger.demo)
 app.command("serve")(serve.serve)
 app.add_typer(cases.app, name="case")
+app.add_typer(cadres.app, name="cadre")
 app.add_typer(events.app, name="events")
 app.add_typer(projections.app, name="projections")
 
@@ -48,6 +50,12 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{error.format_message()}{hint}", getattr(error, "exit_code", 2))
     except BadDatabaseUrl as error:
         _fail(str(error), 2)
+    except ValidationError as error:  # the settings read from DUTYLEDGER_* variables
+        problems = "; ".join(
+            f"DUTYLEDGER_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors()
+        )
+        _fail(f"configuration: {problems}", 2)
     except LedgerError as error:
         _fail(f"{error.title}: {error.detail}", 1)
     except RebuildRunning as error:

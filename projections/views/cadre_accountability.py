@@ -43,8 +43,10 @@ from projections.columns import as_json, moment_text
 from projections.memory import AggregateMemory
 from projections.view import Envelope, Table, View, Writer
 
-LATE_RECORD = timedelta(hours=72)
-"""A record made more than this after the fact counts as filed late (part of the view's definition)."""
+LATE_RECORD_FLOOR = timedelta(hours=24)
+"""Every record made more than this after the fact is a `late_record` fact, tagged with the whole
+hours it was late (rounded up). Which of them count as filed late is the reader's threshold, a
+setting (`projections.accountability`), so changing it needs no rebuild."""
 
 ROLES = ("handler", "responsible", "owning_leader")
 STILL_HELD = "9999-12-31T23:59:59.999999Z"
@@ -82,6 +84,7 @@ CADRE_DAYS = Table(
 )
 """Facts counted per cadre, UTC day, kind and tag: a long window sums days instead of facts."""
 TAGS = {
+    "late_record": "hours",
     "reply_rated": "rating",
     "meeting_chaired": "principal",
     "finding": "obligation",
@@ -162,7 +165,9 @@ class CadreAccountabilityView(View):
     """Roles held, deadlines met and missed, and facts, for every cadre."""
 
     name = "cadre_accountability"
-    schema_version = 7  # 6: cadre_days counted by tag; 7: cases in business order, corrections applied
+    schema_version = 8
+    # 6: cadre_days counted by tag; 7: cases in business order, corrections applied;
+    # 8: late records from LATE_RECORD_FLOOR on, tagged with their hours
     tables = (CADRE_ROLES, CASE_DEADLINES, CADRE_FACTS, CADRE_DAYS)
     topics = frozenset(
         event.TOPIC for aggregate in (Case, Meeting, Inquiry) for event in event_classes(aggregate)
@@ -477,10 +482,11 @@ class CadreAccountabilityView(View):
     def _late_record(self, rows: Rows, envelope: Envelope) -> None:
         event = envelope.event
         lateness = event.timestamp - event.occurred_at
-        if lateness > LATE_RECORD:
+        if lateness > LATE_RECORD_FLOOR:
             case_id = event.originator_id if isinstance(event, Case.Event) else None
+            whole_hours = -(-lateness // timedelta(hours=1))  # rounded up: late by more than N ⟺ > N
             hours = round(lateness.total_seconds() / 3600, 1)
-            detail = {"hours_late": hours, "event": type(event).__name__}
+            detail = {"hours": whole_hours, "hours_late": hours, "event": type(event).__name__}
             self._fact(rows, envelope, "late_record", event.actor_id, case_id, detail)
 
     def _unit_kind(self, unit_id: UUID) -> UnitKind:

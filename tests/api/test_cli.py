@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -197,6 +198,78 @@ def test_a_rebuild_in_shares_from_the_command_line_gives_the_same_digests(
     shared = dutyledger("projections", "rebuild", "--shares", "2", database_url=database_url)
     assert shared.returncode == 0, shared.stderr
     assert dutyledger("projections", "digest", database_url=database_url).stdout == single.stdout
+
+
+def accountability(
+    cadre: str, *extra: str, database_url: str, to: str = "2040-01-01"
+) -> subprocess.CompletedProcess[str]:
+    return dutyledger(
+        "cadre",
+        "accountability",
+        cadre,
+        "--from",
+        "2020-01-01",
+        "--to",
+        to,
+        *extra,
+        database_url=database_url,
+    )
+
+
+def test_cadre_accountability_prints_what_the_cadre_did_in_the_window(
+    populated: World, database_url: str
+) -> None:
+    cadre = str(populated.township_clerk)
+    shown = accountability(cadre, database_url=database_url)
+    assert shown.returncode == 0, shown.stderr
+    assert "actions 1;" in shown.stdout
+    as_json = accountability(cadre, "--json", database_url=database_url)
+    assert as_json.returncode == 0, as_json.stderr
+    answer = json.loads(as_json.stdout)
+    assert (answer["cadre_id"], answer["actions"]) == (cadre, 1)
+    assert "actions 0;" in accountability(cadre, database_url=database_url, to="2020-02-01").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("00000000-0000-0000-0000-000000000000",), "no cadre has the id"),
+        (("not-an-id",), "is not a cadre id"),
+    ],
+)
+def test_cadre_accountability_of_an_unknown_cadre_is_one_line(
+    populated: World, database_url: str, args: tuple[str, ...], message: str
+) -> None:
+    done = dutyledger(
+        "cadre",
+        "accountability",
+        *args,
+        "--from",
+        "2020-01-01",
+        "--to",
+        "2040-01-01",
+        database_url=database_url,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    env = {**os.environ, "DUTYLEDGER_LATE_RECORD_HOURS": "5"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from api.cli import main; main()", "projections", "status"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "dutyledger: error: configuration: DUTYLEDGER_LATE_RECORD_HOURS: "
+        "Input should be greater than or equal to 24"
+    ]
 
 
 def test_projections_run_follows_the_log_until_stopped(populated: World, database_url: str) -> None:

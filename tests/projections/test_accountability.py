@@ -202,3 +202,45 @@ def test_a_case_derived_again_after_a_correction_leaves_day_counts_equal_to_its_
     assert days == recount
     actions = connection.execute("SELECT at FROM cadre_facts WHERE kind = 'action'")
     assert [at[:10] for (at,) in actions] == [(world.clock.now() - timedelta(days=2)).date().isoformat()]
+
+
+@pytest.mark.parametrize(
+    ("late_by", "threshold_hours", "counted"),
+    [
+        (timedelta(hours=30), 24, 1),
+        (timedelta(hours=30), 72, 0),
+        (timedelta(hours=72), 72, 0),  # late by more than the threshold, not by exactly it
+        (timedelta(hours=72, seconds=1), 72, 1),
+        (timedelta(hours=23), 24, 0),
+    ],
+)
+def test_a_record_counts_as_filed_late_by_the_readers_threshold(
+    world: World, views: Runner, late_by: timedelta, threshold_hours: int, counted: int
+) -> None:
+    case_id = world.accepted()
+    world.advance(days=4)
+    world.do(
+        world.township_clerk,
+        "record_action",
+        ctx_options={"occurred_at": world.clock.now() - late_by},
+        case_id=case_id,
+        kind="visit",
+    )
+    views.catch_up()
+    account = cadre_accountability(
+        views.connection,
+        world.township_clerk,
+        EVER,
+        world.clock.now() + timedelta(seconds=1),
+        late_after=timedelta(hours=threshold_hours),
+    )
+    assert account.late_records == counted
+
+
+@pytest.mark.parametrize("late_after", [timedelta(hours=23), timedelta(hours=72, minutes=30)])
+def test_a_threshold_below_a_day_or_in_part_hours_is_refused(
+    world: World, views: Runner, late_after: timedelta
+) -> None:
+    views.catch_up()
+    with pytest.raises(ValueError, match="whole hours"):
+        cadre_accountability(views.connection, world.township_clerk, EVER, world.clock.now(), late_after)
