@@ -54,8 +54,13 @@ class LedgerAggregate(BaseAggregate[UUID]):
             status=str(status),
         )
 
-    def correct(self, stamp: Stamp, corrects: int, event_name: str, changes: Mapping[str, Any]) -> None:
-        """Record a correction of fields of earlier event `corrects`; the narrative says why."""
+    def correct(self, stamp: Stamp, original: LedgerEvent, changes: Mapping[str, Any]) -> None:
+        """Record a correction of fields of the earlier event `original`; the narrative says why.
+
+        A corrected moment obeys what recording the event obeyed: never after it was recorded,
+        never before the aggregate's business began (`business_start`).
+        """
+        corrects, event_name = original.originator_version, type(original).__name__
         if not 1 <= corrects <= self.version:
             raise InvalidArgument(f"version {corrects} does not exist (latest is {self.version})")
         allowed = self.CORRECTABLE.get(event_name, frozenset())
@@ -76,8 +81,16 @@ class LedgerAggregate(BaseAggregate[UUID]):
                 valid = adapter.validate_python(value)
             except ValueError as error:
                 raise InvalidArgument(f"{name}: {error}") from None
-            if isinstance(valid, datetime) and (valid.tzinfo is None or valid > stamp.recorded_at):
-                raise InvalidTime(f"{name} must be a past moment with a time zone offset")
+            if isinstance(valid, datetime):
+                if valid.tzinfo is None or valid > stamp.recorded_at:
+                    raise InvalidTime(f"{name} must be a past moment with a time zone offset")
+                if valid > original.timestamp:
+                    raise InvalidTime(
+                        f"{name} cannot be after the event was recorded ({original.timestamp.isoformat()})"
+                    )
+                start = self.business_start()
+                if start is not None and valid < start[0]:
+                    raise InvalidTime(f"{name} cannot be before {start[1]} ({start[0].isoformat()})")
             checked[name] = adapter.dump_python(valid, mode="json")
         self.trigger_event(
             getattr(type(self), "Corrected"),  # noqa: B009 (defined on each subclass)
@@ -86,6 +99,13 @@ class LedgerAggregate(BaseAggregate[UUID]):
             corrected_event=event_name,
             changes=checked,
         )
+
+    def check_recusal(self, actor_id: UUID, unit_id: UUID) -> None:
+        """Refuse an actor who must not act on this aggregate (a case's accused); by default nobody."""
+
+    def business_start(self) -> tuple[datetime, str] | None:
+        """The earliest business time an event of this aggregate may carry, and what it was; None if any."""
+        return None
 
     def corrected(self, event_name: str, changes: Mapping[str, Any]) -> None:
         """Amend current state after a correction of `event_name`; by default nothing to amend."""

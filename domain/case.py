@@ -885,6 +885,16 @@ class Case(LedgerAggregate):
     def _check_after_registration(self, stamp: Stamp) -> None:
         self._check_time(stamp, self.registered_at, "the case was registered")
 
+    def check_recusal(self, actor_id: UUID, unit_id: UUID) -> None:
+        if self.is_accused(actor_id, unit_id):
+            raise ConflictOfInterest(
+                "an accused cadre, or a cadre of an accused unit, cannot act on the case against them "
+                "(Art. 28)"
+            )
+
+    def business_start(self) -> tuple[datetime, str]:
+        return self.registered_at, "the case was registered"
+
     def _check_time(self, stamp: Stamp, earliest: datetime | None, what: str) -> None:
         if earliest is not None and stamp.occurred_at < earliest:
             raise InvalidTime(f"this cannot have happened before {what} ({earliest.isoformat()})")

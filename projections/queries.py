@@ -197,25 +197,25 @@ def case_as_of(ledger: Ledger, case_id: UUID, instant: datetime, axis: Axis = "r
     `recorded`: what the ledger had recorded by then (its events with record time <= instant).
     `occurred`: what had happened by then, as far as the ledger knows today (business time):
     every correction folded into the event it corrects, then the events that occurred by then
-    applied in the order they were recorded.
+    applied in the order they happened (as `cadre_accountability` reads a case's history).
     """
     case: Case | None = None
     history = [event for event in ledger.events.get(case_id) if isinstance(event, LedgerEvent)]
-    for event in history if axis == "recorded" else as_corrected(history):
+    if axis == "occurred":
+        history = sorted(as_corrected(history), key=lambda e: (e.occurred_at, e.originator_version))
+    for event in history:
         moment = event.timestamp if axis == "recorded" else event.occurred_at
         if moment > instant:
-            if axis == "recorded":
-                break
-            continue
+            break
         if case is None:
             if not isinstance(event, Case.Registered):
                 continue  # recorded as having happened before the registration: not a case yet
             case = event.mutate(None)
         else:
-            # `apply`, not `mutate`: on the occurred axis versions are skipped, which mutate refuses
+            # `apply`, not `mutate`: in business order versions come out of sequence, which mutate refuses
             event.apply(case)  # type: ignore[attr-defined]
-            case.version = event.originator_version
-            case.modified_on = event.timestamp
+            case.version = max(case.version, event.originator_version)
+            case.modified_on = max(case.modified_on, event.timestamp)
     return case
 
 

@@ -6,7 +6,7 @@ from datetime import date
 from uuid import UUID
 
 from domain.case import Appointee, Case, Intake
-from domain.errors import ConflictOfInterest, InvalidArgument, NotAllowed, RoleRequired
+from domain.errors import InvalidArgument, NotAllowed, RoleRequired
 from domain.ledger.core import LedgerCore, command
 from domain.ledger.work import Work
 from domain.registry import Cadre, Unit
@@ -260,11 +260,7 @@ class CaseCommands(LedgerCore):
         """The case, if the actor may act on it: in their jurisdiction, and not accused in it."""
         case = work.target(Case, case_id)
         work.check_jurisdiction(case)
-        if case.is_accused(work.actor.id, work.actor.unit_id):
-            raise ConflictOfInterest(
-                "an accused cadre, or a cadre of an accused unit, cannot act on the case against them "
-                "(Art. 28)"
-            )
+        case.check_recusal(work.actor.id, work.actor.unit_id)
         return case
 
     @staticmethod

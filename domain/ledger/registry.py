@@ -169,16 +169,18 @@ class RegistryCommands(LedgerCore):
     ) -> UUID:
         """Correct fields of an earlier event by a new event that cites it; the narrative says why.
 
-        The cadre who recorded the event may correct it; so may an administrator.
+        The cadre who recorded the event may correct it; so may an administrator; never one the
+        aggregate recuses (a case's accused, Art. 28).
         """
         aggregate = work.target(LedgerAggregate, aggregate_id)
+        aggregate.check_recusal(work.actor.id, work.actor.unit_id)
         stored = self.events.get(aggregate_id, gt=corrects - 1, lte=corrects)
         original = next(iter(stored), None)
         if not isinstance(original, LedgerEvent):
             raise InvalidArgument(f"version {corrects} does not exist (latest is {aggregate.version})")
         if Role.ADMINISTRATOR not in work.actor.cadre.roles and original.actor_id != work.actor.id:
             raise NotAllowed("only the cadre who recorded an event, or an administrator, may correct it")
-        aggregate.correct(work.stamp, corrects, type(original).__name__, changes)
+        aggregate.correct(work.stamp, original, changes)
         return aggregate.id
 
     @staticmethod

@@ -38,9 +38,10 @@ from domain.events import LedgerEvent
 from domain.inquiry import Inquiry
 from domain.meeting import Meeting
 from domain.registry import Unit
+from domain.storage.commands import CommandRecord
 from domain.values import ReviewOutcome, Satisfaction, UnitKind
 from projections.columns import as_json, moment_text
-from projections.memory import AggregateMemory
+from projections.memory import MEMORY, AggregateMemory
 from projections.view import Envelope, Table, View, Writer
 
 LATE_RECORD_FLOOR = timedelta(hours=24)
@@ -144,6 +145,8 @@ class CaseMemory:
     order_issuers: dict[int, str] = field(default_factory=dict)
     last_occurred: str = ""
     """The latest business time applied: an event dated before it arrived out of order."""
+    ended: bool = False
+    """Closed or declined (until reopened): no role starts, though a holder named is remembered."""
 
 
 class Rows:
@@ -167,7 +170,7 @@ class CadreAccountabilityView(View):
     name = "cadre_accountability"
     schema_version = 8
     # 6: cadre_days counted by tag; 7: cases in business order, corrections applied;
-    # 8: late records from LATE_RECORD_FLOOR on, tagged with their hours
+    # 8: late records from LATE_RECORD_FLOOR on, tagged with their hours, one per command
     tables = (CADRE_ROLES, CASE_DEADLINES, CADRE_FACTS, CADRE_DAYS)
     topics = frozenset(
         event.TOPIC for aggregate in (Case, Meeting, Inquiry) for event in event_classes(aggregate)
@@ -177,6 +180,8 @@ class CadreAccountabilityView(View):
         super().__init__(ledger)
         self.cases: AggregateMemory[CaseMemory] = AggregateMemory(self._replayed)
         self.kinds: dict[UUID, UnitKind] = {}
+        self.commands: dict[str, CommandRecord | None] = {}
+        """Command records looked up for late events (a command's events come together)."""
 
     def apply(self, writer: Writer, batch: Sequence[Envelope]) -> None:
         rows = Rows()
@@ -375,9 +380,11 @@ class CadreAccountabilityView(View):
     # --- roles ----------------------------------------------------------------------------------
 
     def _hand_over(self, memory: CaseMemory, rows: Rows, envelope: Envelope, role: str, cadre: UUID) -> None:
+        """A new holder of `role`; on an ended case (a closure dated earlier) only from its reopening."""
         self._end_role(memory, rows, envelope, role)
         memory.holders[role] = str(cadre)
-        self._start_role(memory, rows, envelope, role)
+        if not memory.ended:
+            self._start_role(memory, rows, envelope, role)
 
     def _start_role(self, memory: CaseMemory, rows: Rows, envelope: Envelope, role: str) -> None:
         seq = memory.role_seq.get(role, 0) + 1
@@ -395,10 +402,12 @@ class CadreAccountabilityView(View):
 
     def _discharge(self, memory: CaseMemory, rows: Rows, envelope: Envelope) -> None:
         """The case is closed or declined: every role ends (holders are kept for a reopening)."""
+        memory.ended = True
         for role in list(memory.open_roles):
             self._end_role(memory, rows, envelope, role)
 
     def _reopen_roles(self, memory: CaseMemory, rows: Rows, envelope: Envelope) -> None:
+        memory.ended = False
         for role in ROLES:
             if role in memory.holders and role not in memory.open_roles:
                 self._start_role(memory, rows, envelope, role)
@@ -482,12 +491,23 @@ class CadreAccountabilityView(View):
     def _late_record(self, rows: Rows, envelope: Envelope) -> None:
         event = envelope.event
         lateness = event.timestamp - event.occurred_at
-        if lateness > LATE_RECORD_FLOOR:
+        if lateness > LATE_RECORD_FLOOR and self._first_of_its_command(event):
             case_id = event.originator_id if isinstance(event, Case.Event) else None
             whole_hours = -(-lateness // timedelta(hours=1))  # rounded up: late by more than N ⟺ > N
             hours = round(lateness.total_seconds() / 3600, 1)
             detail = {"hours": whole_hours, "hours_late": hours, "event": type(event).__name__}
             self._fact(rows, envelope, "late_record", event.actor_id, case_id, detail)
+
+    def _first_of_its_command(self, event: LedgerEvent) -> bool:
+        """Whether the event is the first its command wrote: a command filed late is one late record,
+        however many events it wrote (events saved without a command record count each)."""
+        record = self.commands.get(event.command_id)
+        if record is None:
+            record = self.ledger.command_log.select_command(event.command_id)
+            if len(self.commands) >= MEMORY:
+                self.commands.clear()
+            self.commands[event.command_id] = record
+        return record is None or record.events[0] == (event.originator_id, event.originator_version)
 
     def _unit_kind(self, unit_id: UUID) -> UnitKind:
         if unit_id not in self.kinds:

@@ -8,7 +8,7 @@ import pytest
 
 from domain.aggregate import as_corrected
 from domain.case import Case, Intake
-from domain.errors import InvalidArgument, InvalidTime, NotAllowed, PersonalDataInText
+from domain.errors import ConflictOfInterest, InvalidArgument, InvalidTime, NotAllowed, PersonalDataInText
 from domain.values import BureauLevel, Channel
 from tests.support import INTAKE, World
 
@@ -223,6 +223,36 @@ def test_a_correction_of_a_version_that_does_not_exist_is_refused(world: World, 
         corrects=version,
         changes={"kind": "talk"},
     )
+
+
+def test_an_administrator_of_a_unit_the_petition_accuses_cannot_correct_its_records(world: World) -> None:
+    case_id = world.register(world.county_clerk, accused_unit_ids=frozenset({world.city}))
+    world.refuse(
+        ConflictOfInterest,
+        world.admin,
+        "correct_record",
+        aggregate_id=case_id,
+        corrects=1,
+        changes={"intake": CORRECTED_INTAKE},
+    )
+
+
+def test_a_corrected_time_can_be_neither_after_the_event_was_recorded_nor_before_the_registration(
+    world: World,
+) -> None:
+    case_id, version = with_action(world)
+    recorded = world.events(case_id)[version - 1].timestamp
+    registered = world.events(case_id)[0].occurred_at
+    world.advance(hours=2)
+    for moment in (recorded + timedelta(seconds=1), registered - timedelta(seconds=1)):
+        world.refuse(
+            InvalidTime,
+            world.handler,
+            "correct_record",
+            aggregate_id=case_id,
+            corrects=version,
+            changes={"occurred_at": moment.isoformat()},
+        )
 
 
 def test_a_correction_must_change_something(world: World) -> None:

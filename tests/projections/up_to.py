@@ -37,6 +37,9 @@ class UpTo:
             after = rows[-1][0]
         return kept[:limit]
 
+    def select_command(self, command_id: str) -> Any:
+        return self.ledger.command_log.select_command(command_id)
+
     def positions_of(self, keys: list[tuple[UUID, int]]) -> list[int]:
         return self.ledger.command_log.positions_of(keys)
 
