@@ -85,8 +85,9 @@ class Runner:
         self._progress = threading.Condition()
         self._steps = 0
         """Batches applied so far (under `_progress`): a waiter knows a step happened since it looked."""
-        self._probes = threading.local()
-        self._probe_connections: list[ViewConnection] = []
+        self._probe: ViewConnection | None = None
+        """Where `wait_for` asks what readers see: one connection, for any thread, one at a time."""
+        self._probing = threading.Lock()
         topics = [view.topics for view in self.views]
         self._wanted: frozenset[str] | None = (
             None
@@ -97,11 +98,28 @@ class Runner:
 
     @property
     def position(self) -> int:
-        """The position every view of this runner has reached."""
-        return min(track.position for track in self.tracks.values())
+        """The position every view of this runner has reached (views waiting for a rebuild aside)."""
+        current = [track.position for view, track in self._tracked() if self._current(view, track)]
+        return min(current or [track.position for track in self.tracks.values()])
+
+    def _tracked(self) -> list[tuple[View, Track]]:
+        return [(view, self.tracks[view.name]) for view in self.views]
+
+    @staticmethod
+    def _current(view: View, track: Track) -> bool:
+        """Whether the generation was built by this view's code (else a rebuild is replacing it)."""
+        return track.schema_version == view.schema_version
 
     def step(self) -> int:
-        """Apply the next batch of the log; 0 when every view is caught up."""
+        """Apply the next batch of the log; 0 when every view is caught up, or waits for a rebuild.
+
+        A view whose live generation was built by another schema is left alone (its tables do
+        not fit this code) until a rebuild swaps in a current one, which the runner then follows.
+        """
+        if not all(self._current(view, track) for view, track in self._tracked()):
+            self._follow_swaps()
+            if not any(self._current(view, track) for view, track in self._tracked()):
+                return 0
         rows = self.ledger.command_log.read_log(self.position, self.batch)
         share = self.share
         if share is not None:
@@ -117,12 +135,17 @@ class Runner:
             for position, aggregate_id, version, topic, payload in rows
             if (wanted is None or topic in wanted) and (share is None or share.holds(aggregate_id))
         ]
-        for view in self.views:
-            self._apply(view, envelopes, last)
+        for view, track in self._tracked():
+            if self._current(view, track):
+                self._apply(view, envelopes, last)
+        self._stepped()
+        return len(rows)
+
+    def _stepped(self) -> None:
+        """Tell waiters the views moved (a batch applied, or a swap followed)."""
         with self._progress:
             self._steps += 1
             self._progress.notify_all()
-        return len(rows)
 
     def catch_up(self) -> int:
         """Apply the log up to its current end; returns how many events were read."""
@@ -148,24 +171,23 @@ class Runner:
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until readers of every view see `position` applied, or `timeout` seconds pass.
 
-        The runner's own position can be ahead of what readers see: a rebuild may have swapped
-        in a generation that stops short of it, which the runner only notices at its next step.
-        So a position reached is confirmed against the live generations before it is reported,
-        and if they lag, the runner is woken to follow the swap.
+        What readers see is asked of the live generations, not taken from this runner's own
+        position: another runner may have applied the position already, and a rebuild may
+        have swapped in a generation short of what this runner applied (it notices at its
+        next step, so it is woken to follow the swap).
         """
         deadline = time.monotonic() + timeout
         while True:
             with self._progress:
-                if not self._progress.wait_for(
-                    lambda: self.position >= position, max(0.0, deadline - time.monotonic())
-                ):
-                    return False
                 steps = self._steps
             if self._readers_see(position):
                 return True
-            self.wake()
-            if not self._await_step_after(steps, deadline):
+            if time.monotonic() >= deadline:
                 return False
+            if self.position >= position:
+                self.wake()
+            if not self._await_step_after(steps, deadline):
+                return self._readers_see(position)
 
     def _await_step_after(self, steps: int, deadline: float) -> bool:
         """Block until the runner has applied a batch after its `steps`-th, or `deadline` passes."""
@@ -173,25 +195,23 @@ class Runner:
             return self._progress.wait_for(lambda: self._steps > steps, max(0.0, deadline - time.monotonic()))
 
     def _readers_see(self, position: int) -> bool:
-        """Whether every view's live generation has applied `position` (asked on this thread's connection)."""
-        connection = getattr(self._probes, "connection", None)
-        if connection is None:
-            connection = self._probes.connection = self.store.connect()
-            with self._progress:
-                self._probe_connections.append(connection)
+        """Whether every view's live generation has applied `position`."""
         names = [view.name for view in self.views]
-        held = connection.execute(
-            f"SELECT position FROM {TRACKING} WHERE live = 1 AND view IN ({', '.join('?' * len(names))})",
-            names,
-        )
+        with self._probing:
+            if self._probe is None:
+                self._probe = self.store.connect()
+            held = self._probe.execute(
+                f"SELECT position FROM {TRACKING} WHERE live = 1 AND view IN ({', '.join('?' * len(names))})",
+                names,
+            )
         return len(held) == len(names) and all(int(found) >= position for (found,) in held)
 
     def close(self) -> None:
         self.connection.close()
-        with self._progress:
-            probes, self._probe_connections = self._probe_connections, []
-        for probe in probes:
-            probe.close()
+        with self._probing:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
 
     def _apply(self, view: View, envelopes: Sequence[Envelope], last: int) -> None:
         """Apply the batch up to `last` to one view, in one transaction with its position."""
@@ -231,6 +251,8 @@ class Runner:
                 view.forget()
                 self.tracks[view.name] = current
                 swapped = True
+        if swapped:
+            self._stepped()
         return swapped
 
     def _live(self, view: View) -> Track:

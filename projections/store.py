@@ -14,7 +14,7 @@ import re
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -181,9 +181,13 @@ class ViewStore:
                 [(taken,)] = connection.execute("SELECT pg_try_advisory_lock(hashtextextended(?, 0))", (key,))
                 if not taken:
                     raise RebuildRunning(f"a rebuild of {view} is already running")
-                yield
+                try:
+                    yield
+                finally:  # at once: a closed session lets go of its locks a moment later
+                    with suppress(psycopg.Error):  # a broken session has let go already
+                        connection.execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", (key,))
             finally:
-                connection.close()  # ends the session, and with it the lock
+                connection.close()
             return
         name = self._env["SQLITE_DBNAME"]
         if name.startswith("file:"):  # an in-memory database: no file to put the lock beside

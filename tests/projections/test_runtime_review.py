@@ -83,6 +83,15 @@ def swap_after_a_write_the_live_runner_applied(
     monkeypatch.setattr(rebuilding, "swap_in", late_swap)
 
 
+def busy_case_followed(world: World) -> tuple[ViewStore, Runner]:
+    """One busy case, and a runner that has applied it to case_state (with the store it writes)."""
+    world.units["busy"] = busy_cases(world, count=1, actions=1)[0]
+    store = ViewStore(world.ledger.database_url)
+    live = Runner(world.ledger, [CaseStateView(world.ledger)], store)
+    live.catch_up()
+    return store, live
+
+
 def test_a_live_runner_ahead_of_a_rebuild_at_its_swap_brings_the_new_generation_up_to_date(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -106,10 +115,7 @@ def test_a_live_runner_ahead_of_a_rebuild_at_its_swap_brings_the_new_generation_
 def test_wait_for_after_a_swap_waits_until_the_live_generation_holds_the_position(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.units["busy"] = busy_cases(world, count=1, actions=1)[0]
-    store = ViewStore(world.ledger.database_url)
-    live = Runner(world.ledger, [CaseStateView(world.ledger)], store)
-    live.catch_up()
+    store, live = busy_case_followed(world)
     swap_after_a_write_the_live_runner_applied(monkeypatch, world, live)
     rebuild(world.ledger, CaseStateView(world.ledger), store)
     end = world.ledger.recorder.max_notification_id() or 0
@@ -125,10 +131,7 @@ def test_wait_for_after_a_swap_waits_until_the_live_generation_holds_the_positio
 def test_wait_for_after_a_swap_wakes_the_runner_and_answers_once_readers_see_the_position(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.units["busy"] = busy_cases(world, count=1, actions=1)[0]
-    store = ViewStore(world.ledger.database_url)
-    live = Runner(world.ledger, [CaseStateView(world.ledger)], store)
-    live.catch_up()
+    store, live = busy_case_followed(world)
     stop = threading.Event()
     following = threading.Thread(target=live.run, args=(stop, 30.0))  # asleep until woken
     following.start()
