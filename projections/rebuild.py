@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from domain.ledger import Ledger
+from domain.storage.url import store_env
 from projections import VIEWS, bulk
 from projections.runner import Runner
 from projections.shares import build_in_shares, default_shares
@@ -76,7 +77,9 @@ def _rebuild_locked(
             report(Progress(done, total, time.perf_counter() - started))
 
     if shares is None:
-        shares = default_shares(total) if all(VIEWS.get(view.name) is type(view) for view in views) else 1
+        shares = default_shares(total)
+    if shares > 1 and not shareable(ledger, views):
+        shares = 1
     if shares > 1:
         fresh = build_in_shares(ledger, views, store, fresh, total, shares, progress)
     runner = Runner(ledger, views, store, tracks=fresh)
@@ -91,6 +94,12 @@ def _rebuild_locked(
         name: Track(t.view, t.generation, t.schema_version, t.position, live=True)
         for name, t in built.items()
     }
+
+
+def shareable(ledger: Ledger, views: Sequence[View]) -> bool:
+    """Whether other processes can build these views: registered views, over a ledger they can open."""
+    in_memory = "mode=memory" in store_env(ledger.database_url).get("SQLITE_DBNAME", "")
+    return not in_memory and all(VIEWS.get(view.name) is type(view) for view in views)
 
 
 def new_generation(view: View, store: ViewStore) -> Track:

@@ -9,14 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.clock import ManualClock
 from domain.ledger import Ledger
 from projections import build_views, bulk
 from projections.digest import Digest, digest
-from projections.rebuild import rebuild_together
+from projections.rebuild import rebuild_together, shareable
 from projections.runner import Share
 from projections.shares import MAX_SHARES, PARALLEL_FROM, default_shares
 from projections.store import ViewConnection, ViewStore
 from projections.tracking import live_track
+from projections.views.case_state import CaseStateView
 from tests.projections.replay import assert_views_equal_replay
 from tests.projections.test_runner import busy_cases
 from tests.support import World
@@ -101,3 +103,23 @@ def test_every_aggregate_falls_to_exactly_one_share(aggregate: UUID, count: int,
 def test_a_small_log_is_rebuilt_in_one_pass_and_a_large_one_on_every_core() -> None:
     assert default_shares(PARALLEL_FROM - 1) == 1
     assert default_shares(PARALLEL_FROM) == min(os.cpu_count() or 1, MAX_SHARES)
+
+
+def test_a_view_other_processes_cannot_build_is_rebuilt_in_one_pass_even_when_shares_are_asked(
+    world: World,
+) -> None:
+    class Renamed(CaseStateView):
+        """A view the registry does not hold: spawned processes would build another class."""
+
+    busy_cases(world, count=3, actions=1)
+    assert not shareable(world.ledger, [Renamed(world.ledger)])
+    built = rebuild_together(world.ledger, [Renamed(world.ledger)], shares=2)
+    assert built["case_state"].position == world.ledger.recorder.max_notification_id()
+
+
+def test_an_in_memory_ledger_is_rebuilt_in_one_pass(clock: ManualClock) -> None:
+    ledger = Ledger("sqlite:///:memory:", clock=clock)
+    try:
+        assert not shareable(ledger, build_views(ledger))
+    finally:
+        ledger.close()
