@@ -501,12 +501,11 @@ class CadreAccountabilityView(View):
     def _first_of_its_command(self, event: LedgerEvent) -> bool:
         """Whether the event is the first its command wrote: a command filed late is one late record,
         however many events it wrote (events saved without a command record count each)."""
-        record = self.commands.get(event.command_id)
-        if record is None:
-            record = self.ledger.command_log.select_command(event.command_id)
+        if event.command_id not in self.commands:
             if len(self.commands) >= MEMORY:
                 self.commands.clear()
-            self.commands[event.command_id] = record
+            self.commands[event.command_id] = self.ledger.command_log.select_command(event.command_id)
+        record = self.commands[event.command_id]
         return record is None or record.events[0] == (event.originator_id, event.originator_version)
 
     def _unit_kind(self, unit_id: UUID) -> UnitKind:
