@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.ledger import Ledger
-from projections import bulk
+from projections import build_views, bulk
 from projections.runner import Runner, Share
 from projections.store import ViewConnection, ViewStore
 from projections.tracking import Track, claim, create_generation, ensure_schema
@@ -101,8 +101,6 @@ def build_share(
 
 def _build_share_alone(database_url: str, names: list[str], path: Path, share: Share) -> dict[str, int]:
     """`build_share` in a process of its own, with its own ledger and view instances."""
-    from projections import build_views
-
     with Ledger(database_url) as ledger:
         return build_share(ledger, build_views(ledger, names), path, share)
 

@@ -231,6 +231,10 @@ class CadreAccountabilityView(View):
     def _case_step(self, memory: CaseMemory, envelope: Envelope, rows: Rows) -> None:
         """Apply one case event, the next in business time, to the case's memory and rows."""
         self._late_record(rows, envelope)
+        self._follow(memory, envelope, rows)
+
+    def _follow(self, memory: CaseMemory, envelope: Envelope, rows: Rows) -> None:
+        """The case's own rows and memory after the event (a late record is not the case's to remember)."""
         self._case_event(memory, envelope, rows)
         if not isinstance(envelope.event, CorrectedEvent):
             memory.last_occurred = max(memory.last_occurred, envelope.occurred_text)
@@ -519,7 +523,7 @@ class CadreAccountabilityView(View):
         """A case's memory rebuilt from its stored events up to `version` (the rows are discarded)."""
         memory = CaseMemory()
         for envelope in self._history(case_id, version, positions=False):
-            self._case_step(memory, envelope, Rows())
+            self._follow(memory, envelope, Rows())  # no late records: no command lookups for rows discarded
         memory.version = version
         return memory
 
