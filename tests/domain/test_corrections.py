@@ -8,7 +8,14 @@ import pytest
 
 from domain.aggregate import as_corrected
 from domain.case import Case, Intake
-from domain.errors import ConflictOfInterest, InvalidArgument, InvalidTime, NotAllowed, PersonalDataInText
+from domain.errors import (
+    ConflictOfInterest,
+    InvalidArgument,
+    InvalidTime,
+    LedgerError,
+    NotAllowed,
+    PersonalDataInText,
+)
 from domain.values import BureauLevel, Channel
 from tests.support import INTAKE, World
 
@@ -39,6 +46,12 @@ def correct(world: World, actor: UUID, case_id: UUID, corrects: int, **changes: 
         corrects=corrects,
         changes=changes,
     )
+
+
+def refuse_correction(
+    world: World, error: type[LedgerError], actor: UUID, case_id: UUID, corrects: int, changes: dict[str, Any]
+) -> None:
+    world.refuse(error, actor, "correct_record", aggregate_id=case_id, corrects=corrects, changes=changes)
 
 
 # --- what a correction records -------------------------------------------------------------
@@ -156,14 +169,7 @@ def test_fields_outside_the_correctable_set_are_refused(
     world: World, version: int, changes: dict[str, Any]
 ) -> None:
     case_id, _ = with_action(world)
-    world.refuse(
-        InvalidArgument,
-        world.admin,
-        "correct_record",
-        aggregate_id=case_id,
-        corrects=version,
-        changes=changes,
-    )
+    refuse_correction(world, InvalidArgument, world.admin, case_id, version, changes)
 
 
 @pytest.mark.parametrize(
@@ -177,64 +183,31 @@ def test_fields_outside_the_correctable_set_are_refused(
 def test_a_correction_to_a_malformed_value_is_refused(world: World, field: str, value: Any) -> None:
     case_id, version = with_action(world)
     corrects = 1 if field == "intake" else version
-    world.refuse(
-        InvalidArgument,
-        world.admin,
-        "correct_record",
-        aggregate_id=case_id,
-        corrects=corrects,
-        changes={field: value},
-    )
+    refuse_correction(world, InvalidArgument, world.admin, case_id, corrects, {field: value})
 
 
 def test_a_corrected_action_kind_must_still_be_a_lower_case_slug(world: World) -> None:
     case_id, version = with_action(world)
-    world.refuse(
-        InvalidArgument,
-        world.handler,
-        "correct_record",
-        aggregate_id=case_id,
-        corrects=version,
-        changes={"kind": "Tea With The Family!"},
+    refuse_correction(
+        world, InvalidArgument, world.handler, case_id, version, {"kind": "Tea With The Family!"}
     )
 
 
 def test_a_corrected_occurred_at_cannot_be_in_the_future(world: World) -> None:
     case_id, version = with_action(world)
     future = (world.clock.now() + timedelta(days=3)).isoformat()
-    world.refuse(
-        InvalidTime,
-        world.handler,
-        "correct_record",
-        aggregate_id=case_id,
-        corrects=version,
-        changes={"occurred_at": future},
-    )
+    refuse_correction(world, InvalidTime, world.handler, case_id, version, {"occurred_at": future})
 
 
 @pytest.mark.parametrize("version", [0, 4])
 def test_a_correction_of_a_version_that_does_not_exist_is_refused(world: World, version: int) -> None:
     case_id, _ = with_action(world)
-    world.refuse(
-        InvalidArgument,
-        world.admin,
-        "correct_record",
-        aggregate_id=case_id,
-        corrects=version,
-        changes={"kind": "talk"},
-    )
+    refuse_correction(world, InvalidArgument, world.admin, case_id, version, {"kind": "talk"})
 
 
 def test_an_administrator_of_a_unit_the_petition_accuses_cannot_correct_its_records(world: World) -> None:
     case_id = world.register(world.county_clerk, accused_unit_ids=frozenset({world.city}))
-    world.refuse(
-        ConflictOfInterest,
-        world.admin,
-        "correct_record",
-        aggregate_id=case_id,
-        corrects=1,
-        changes={"intake": CORRECTED_INTAKE},
-    )
+    refuse_correction(world, ConflictOfInterest, world.admin, case_id, 1, {"intake": CORRECTED_INTAKE})
 
 
 def test_a_corrected_time_can_be_neither_after_the_event_was_recorded_nor_before_the_registration(
@@ -245,21 +218,14 @@ def test_a_corrected_time_can_be_neither_after_the_event_was_recorded_nor_before
     registered = world.events(case_id)[0].occurred_at
     world.advance(hours=2)
     for moment in (recorded + timedelta(seconds=1), registered - timedelta(seconds=1)):
-        world.refuse(
-            InvalidTime,
-            world.handler,
-            "correct_record",
-            aggregate_id=case_id,
-            corrects=version,
-            changes={"occurred_at": moment.isoformat()},
+        refuse_correction(
+            world, InvalidTime, world.handler, case_id, version, {"occurred_at": moment.isoformat()}
         )
 
 
 def test_a_correction_must_change_something(world: World) -> None:
     case_id, version = with_action(world)
-    world.refuse(
-        InvalidArgument, world.handler, "correct_record", aggregate_id=case_id, corrects=version, changes={}
-    )
+    refuse_correction(world, InvalidArgument, world.handler, case_id, version, {})
 
 
 def test_a_correction_reason_must_not_carry_personal_data(world: World) -> None:
@@ -281,14 +247,7 @@ def test_a_correction_reason_must_not_carry_personal_data(world: World) -> None:
 @pytest.mark.parametrize("actor", ["township_head", "township_clerk", "inspector"])
 def test_only_the_recorder_or_an_administrator_may_correct(world: World, actor: str) -> None:
     case_id, version = with_action(world)
-    world.refuse(
-        NotAllowed,
-        getattr(world, actor),
-        "correct_record",
-        aggregate_id=case_id,
-        corrects=version,
-        changes={"kind": "talk"},
-    )
+    refuse_correction(world, NotAllowed, getattr(world, actor), case_id, version, {"kind": "talk"})
 
 
 def test_an_administrator_may_correct_what_another_cadre_recorded(world: World) -> None:
