@@ -1,18 +1,36 @@
-"""The FastAPI application: for now the ledger's health and a summary (the full API is issue 4)."""
+"""The FastAPI application: commands as the authenticated cadre, queries within the caller's scope."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
+from api import commands, problems
+from api.access import ApiKeys
+from api.keys import KeyStore
+from api.limits import RateLimiter, install_body_limits
+from api.reading import ViewReader
+from api.routes import cadres, cases, keys, units
 from api.settings import Settings, get_settings
 from domain.ledger import Ledger
 from domain.storage.url import redacted
 from projections.embedded import EmbeddedProjections
 from projections.store import ViewStore
+
+DESCRIPTION = """\
+Every action a cadre takes on a petition is recorded as an immutable event, with the cadre
+who did it (the holder of the API key: there is no actor field to fill in), the unit they
+served in then, when it happened and when it was recorded, and why.
+
+- **Authentication**: `Authorization: Bearer <API key>` (`dutyledger keys create`).
+- **Commands** (`POST`): send `Idempotency-Key` to make a retry safe; `If-Match: "<version>"`
+  to act only on the version you read. The answer gives the new version and the log position.
+- **Queries** (`GET`): pass a command's `position` as `min_position` to read your own write.
+- **Errors**: RFC 9457 `application/problem+json`; branch on `type` (catalogue: `GET /problems`).
+"""
 
 
 class Health(BaseModel):
@@ -23,35 +41,77 @@ class Health(BaseModel):
     position: int
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class ProblemTypeInfo(BaseModel):
+    """One problem type the API can answer with."""
+
+    type: str
+    status: int
+    title: str
+
+
+def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -> FastAPI:
+    """The API over the configured ledger (or the one given, which the caller then owns)."""
     settings = settings or get_settings()
-    ledger_holder: dict[str, Ledger] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ledger = ledger_holder["ledger"] = Ledger(settings.database_url)
+        own = ledger is None
+        app.state.ledger = the_ledger = ledger or Ledger(settings.database_url)
         store = ViewStore(settings.views_url or settings.database_url)
-        views = EmbeddedProjections(ledger, store=store).start() if settings.embedded_projections else None
-        yield
-        if views is not None:
-            views.stop()
-        ledger_holder.pop("ledger").close()
+        embedded = (
+            EmbeddedProjections(the_ledger, store=store).start() if settings.embedded_projections else None
+        )
+        app.state.keys = KeyStore(settings.database_url)
+        app.state.authenticator = ApiKeys(app.state.keys)
+        app.state.reader = ViewReader(store, embedded)
+        try:
+            yield
+        finally:
+            app.state.reader.close()
+            app.state.keys.close()
+            if embedded is not None:
+                embedded.stop()
+            if own:
+                the_ledger.close()
 
     app = FastAPI(
         title="Duty Ledger",
         summary="An event-sourced accountability ledger for petition casework (信访).",
+        description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.settings = settings
+    app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    problems.install(app)
+    install_body_limits(app, settings.max_body_bytes)
+    app.include_router(commands.router())
+    for module in (cases, cadres, units, keys):
+        app.include_router(module.router)
 
-    @app.get("/health", response_model=Health, summary="Check that the ledger's store answers.")
-    def health() -> Health:
-        """Report the store in use and the position of the latest recorded event."""
-        ledger = ledger_holder["ledger"]
+    @app.get(
+        "/health", response_model=Health, tags=["service"], summary="Check that the ledger's store answers."
+    )
+    def health(request: Request) -> Health:
+        """Report the store in use and the position of the latest recorded event (no key needed)."""
+        the_ledger: Ledger = request.app.state.ledger
         return Health(
             status="ok",
             store=redacted(settings.database_url),
-            position=ledger.recorder.max_notification_id() or 0,
+            position=the_ledger.recorder.max_notification_id() or 0,
         )
+
+    @app.get(
+        "/problems",
+        response_model=list[ProblemTypeInfo],
+        tags=["service"],
+        summary="List every problem type.",
+    )
+    def problem_types() -> list[ProblemTypeInfo]:
+        """Every `type` an error can carry, with its HTTP status and title (no key needed)."""
+        return [
+            ProblemTypeInfo(type=problems.type_uri(p.code), status=p.status, title=p.title)
+            for p in problems.catalogue()
+        ]
 
     return app

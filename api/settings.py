@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     """A record made more than this many hours after the fact it records counts as filed late
     in cadre accountability (records over 24 hours late are all kept, so changing it needs no
     rebuild)."""
+    read_wait_seconds: float = Field(5.0, ge=0, le=60)
+    """How long a query with `min_position` waits for the views before answering 503."""
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    """The largest request body accepted (413 beyond)."""
+    rate_limit_per_second: float = Field(200.0, ge=0)
+    """Requests a second each API key may make on average (0: no limit)."""
+    rate_limit_burst: int = Field(400, ge=1)
+    """Requests a key may make at once before the average applies."""
     embedded_projections: bool = True
     """Keep the views up to date inside the server process (the embedded default); turn off when
     separate `dutyledger projections run` processes do it."""

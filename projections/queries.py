@@ -170,7 +170,7 @@ def list_cases(
     more = len(rows) > limit
     items = rows[:limit]
     last = items[-1] if items and more else None
-    return Page(items=items, next=_cursor(last) if last else None)
+    return Page(items=items, next=cursor_of(last) if last else None)
 
 
 def case_timeline(connection: ViewConnection, case_id: UUID) -> list[TimelineRow]:
@@ -310,7 +310,7 @@ def _utc_text(moment: datetime) -> str:
     return text
 
 
-def _cursor(row: CaseRow) -> str:
+def cursor_of(row: CaseRow) -> str:
     raw = orjson.dumps([_utc_text(row.registered_at), str(row.case_id)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

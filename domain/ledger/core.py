@@ -9,26 +9,29 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from uuid import UUID, uuid4
 
 import orjson
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import Environment, EnvType, get_topic
 from pydantic import BaseModel
 
+from domain.aggregate import LedgerAggregate
 from domain.clock import Clock, SystemClock
 from domain.errors import (
     ConcurrencyConflict,
     IdempotencyConflict,
     InvalidArgument,
     LedgerError,
+    NotFound,
     VersionConflict,
 )
 from domain.ledger.cache import FollowingCache, StripedLocks
-from domain.ledger.work import CommandContext, Work
+from domain.ledger.work import Actor, CommandContext, Work, resolve_actor, typed
 from domain.storage.commands import CommandLog, CommandRecord
 from domain.storage.mapper import OrjsonTranscoder, PydanticMapper
 from domain.storage.url import store_env
@@ -60,6 +63,7 @@ class CommandResult:
     """True when this is the stored answer to an earlier, identical command."""
 
 
+A = TypeVar("A", bound=LedgerAggregate)
 P = ParamSpec("P")
 L = TypeVar("L", bound="LedgerCore")
 
@@ -177,6 +181,19 @@ class LedgerCore(Application[UUID]):
             # Another process wrote the same aggregate: wait a random while, then retry from a fresh load.
             time.sleep(random.uniform(0, min(BACKOFF * 2 ** (attempt - 1), BACKOFF_CAP)))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def peek(self, cls: type[A], aggregate_id: UUID) -> A:
+        """The current `cls` with this id, shared from the cache (never to be changed)."""
+        try:
+            shared = self.cache.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {cls.__name__.lower()} {aggregate_id}", kind=cls.__name__) from None
+        return typed(cls, shared, aggregate_id)
+
+    def actor_at(self, cadre_id: UUID, moment: datetime | None = None) -> Actor:
+        """The cadre as the registry knows them at `moment` (default: now): posting, unit and scope."""
+        self.cache.refresh()
+        return resolve_actor(self.peek, cadre_id, moment or self.clock.now())
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Record the aggregates' pending events in one transaction, with `kwargs` for the recorder.

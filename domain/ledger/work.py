@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from threading import Lock
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
@@ -33,6 +33,13 @@ if TYPE_CHECKING:
     from domain.ledger.core import LedgerCore
 
 A = TypeVar("A", bound=LedgerAggregate)
+
+
+class Peek(Protocol):
+    """Reads an aggregate of a given class, shared and never to be changed."""
+
+    def __call__(self, cls: type[A], aggregate_id: UUID) -> A: ...
+
 
 CLOCK_SKEW = timedelta(seconds=5)
 """How far a caller's occurred_at may run ahead of the ledger's clock: drift, recorded as "now"."""
@@ -79,6 +86,27 @@ class Actor:
     def require(self, role: Role, action: str) -> None:
         if role not in self.cadre.roles:
             raise RoleRequired(f"only a cadre with the {role} role may {action}", role=str(role))
+
+
+def typed(cls: type[A], aggregate: object, aggregate_id: UUID) -> A:
+    """`aggregate` if it is a `cls`; else the id names no such thing."""
+    if not isinstance(aggregate, cls):
+        raise NotFound(f"no {cls.__name__.lower()} {aggregate_id}", kind=cls.__name__)
+    return aggregate
+
+
+def resolve_actor(peek: Peek, cadre_id: UUID, moment: datetime) -> Actor:
+    """A cadre with the posting, unit and scope they held at `moment`, read through `peek`."""
+    try:
+        cadre = peek(Cadre, cadre_id)
+    except NotFound:
+        raise NotFound(f"no cadre {cadre_id}", kind="Cadre") from None
+    posting = cadre.posting_at(moment)
+    if posting is None:
+        raise NotActive(f"{cadre.name} was not in service at {moment.isoformat()}", cadre_id=str(cadre_id))
+    unit = peek(Unit, posting.unit_id)
+    scope = unit if unit.scope_id == unit.id else peek(Unit, unit.scope_id)
+    return Actor(cadre=cadre, posting=posting, unit=unit, scope=scope)
 
 
 class Work:
@@ -185,18 +213,12 @@ class Work:
         return [a for a in self._tracked.values() if a.pending_events]
 
     def _load(self, cls: type[A], aggregate_id: UUID, *, private: bool) -> A:
-        try:
-            shared = self.ledger.cache.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise NotFound(f"no {cls.__name__.lower()} {aggregate_id}", kind=cls.__name__) from None
-        typed = self._typed(cls, shared, aggregate_id)
-        return typed.clone() if private else typed
+        shared = self.ledger.peek(cls, aggregate_id)
+        return shared.clone() if private else shared
 
     @staticmethod
     def _typed(cls: type[A], aggregate: object, aggregate_id: UUID) -> A:
-        if not isinstance(aggregate, cls):
-            raise NotFound(f"no {cls.__name__.lower()} {aggregate_id}", kind=cls.__name__)
-        return aggregate
+        return typed(cls, aggregate, aggregate_id)
 
     # --- the actor and the stamp ---------------------------------------------------
 
@@ -208,19 +230,7 @@ class Work:
 
     def resolve_cadre(self, cadre_id: UUID, at: datetime | None = None) -> Actor:
         """A cadre with the posting, unit and scope they held at `at` (default: occurred_at)."""
-        moment = at or self.occurred_at
-        try:
-            cadre = self.peek(Cadre, cadre_id)
-        except NotFound:
-            raise NotFound(f"no cadre {cadre_id}", kind="Cadre") from None
-        posting = cadre.posting_at(moment)
-        if posting is None:
-            raise NotActive(
-                f"{cadre.name} was not in service at {moment.isoformat()}", cadre_id=str(cadre_id)
-            )
-        unit = self.peek(Unit, posting.unit_id)
-        scope = unit if unit.scope_id == unit.id else self.peek(Unit, unit.scope_id)
-        return Actor(cadre=cadre, posting=posting, unit=unit, scope=scope)
+        return resolve_actor(self.peek, cadre_id, at or self.occurred_at)
 
     @property
     def stamp(self) -> Stamp:

@@ -1,0 +1,140 @@
+"""Who is calling (authentication) and what they may read (authorisation by attributes).
+
+Routes never look at credentials: they depend on `principal` (any authenticated caller),
+`acting_cadre` (a caller who records as a cadre) or `reader` (a caller's read scope).
+`principal` asks the app's `Authenticator`; the default checks API keys, and an OIDC/JWT
+front is another `Authenticator` set on `app.state.authenticator`, with no route touched.
+
+What a command may do is the domain's to decide (jurisdiction, roles, recusal): the API
+only makes sure the actor is the authenticated cadre. What a query may show is decided
+here, from the caller's attributes and the record's: its units, and who it involves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Protocol
+from uuid import UUID
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.keys import KeyStore, Principal, PrincipalKind
+from api.problems import FORBIDDEN, OUT_OF_SCOPE, UNAUTHENTICATED, ApiProblem
+from domain.errors import NotActive, NotFound
+from domain.ledger import Ledger
+from projections.queries import CaseRow
+
+
+class Authenticator(Protocol):
+    """Turns a bearer token into a principal, or None if it stands for no one."""
+
+    def authenticate(self, token: str) -> Principal | None: ...
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """The default authenticator: the ledger's own API keys."""
+
+    keys: KeyStore
+
+    def authenticate(self, token: str) -> Principal | None:
+        return self.keys.verify(token)
+
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dlk_…`.")
+
+
+def principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    """The authenticated caller; 401 without a live key."""
+    challenge = {"WWW-Authenticate": 'Bearer realm="dutyledger"'}
+    if credentials is None:
+        raise ApiProblem(UNAUTHENTICATED, "send an API key as 'Authorization: Bearer <key>'", challenge)
+    authenticator: Authenticator = request.app.state.authenticator
+    found = authenticator.authenticate(credentials.credentials)
+    if found is None:
+        raise ApiProblem(UNAUTHENTICATED, "the key is unknown, expired or revoked", challenge)
+    request.app.state.limiter.admit(found)
+    request.state.principal = found
+    return found
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def acting_cadre(caller: Caller) -> UUID:
+    """The cadre a command is recorded as: the key's own, never one named in the request."""
+    if caller.cadre_id is None:
+        raise ApiProblem(FORBIDDEN, f"a {caller.kind} key records nothing; commands need a cadre's key")
+    return caller.cadre_id
+
+
+def administrator(caller: Caller) -> Principal:
+    if caller.kind is not PrincipalKind.ADMINISTRATOR:
+        raise ApiProblem(FORBIDDEN, "only an administrator's key may do this")
+    return caller
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """What a caller may read: every unit, or the subtrees of `unit_ids`, plus what involves `cadre_id`."""
+
+    everything: bool
+    unit_ids: frozenset[UUID] = frozenset()
+    cadre_id: UUID | None = None
+    own_unit_path: tuple[UUID, ...] = ()
+    """The reader's own unit and its ancestors (to tell whether the reader's unit is accused)."""
+
+    def covers(self, unit_path: tuple[UUID, ...]) -> bool:
+        """Whether a unit, given by its path from the root, lies in a readable subtree."""
+        return self.everything or not self.unit_ids.isdisjoint(unit_path)
+
+    def sees_case(self, case: CaseRow) -> bool:
+        if self.covers(_path(case.unit_path)):
+            return True
+        involved = {case.first_receiver_id, case.responsible_cadre_id, case.handler_id, case.owning_leader_id}
+        return self.cadre_id is not None and self.cadre_id in involved
+
+    def check_case(self, case: CaseRow) -> None:
+        if not self.sees_case(case):
+            raise ApiProblem(
+                OUT_OF_SCOPE, "the case is outside what this key may read", case_id=str(case.case_id)
+            )
+
+    def check_unit(self, unit_path: tuple[UUID, ...]) -> None:
+        if not self.covers(unit_path):
+            raise ApiProblem(
+                OUT_OF_SCOPE, "the unit is outside what this key may read", unit_id=str(unit_path[-1])
+            )
+
+    def accused_in(self, case: CaseRow) -> bool:
+        """Whether the reader is accused in the case, as a cadre or through their unit (or one above it)."""
+        if self.cadre_id is not None and self.cadre_id in case.accused_cadre_ids:
+            return True
+        return not set(case.accused_unit_ids).isdisjoint(self.own_unit_path)
+
+
+def _path(text: str) -> tuple[UUID, ...]:
+    return tuple(UUID(part) for part in text.strip("/").split("/") if part)
+
+
+def read_scope(request: Request, caller: Caller) -> ReadScope:
+    """The read scope: administrators read everything, inspectors their units, cadres their jurisdiction."""
+    if caller.kind is PrincipalKind.INTEGRATOR:
+        raise ApiProblem(FORBIDDEN, "an integrator key reads the event feed, not the casework views")
+    assert caller.cadre_id is not None
+    ledger: Ledger = request.app.state.ledger
+    try:
+        actor = ledger.actor_at(caller.cadre_id)
+    except (NotFound, NotActive) as error:
+        raise ApiProblem(FORBIDDEN, f"this key's cadre cannot read: {error.detail}") from None
+    own = actor.unit.path
+    if caller.kind is PrincipalKind.ADMINISTRATOR:
+        return ReadScope(everything=True, cadre_id=caller.cadre_id, own_unit_path=own)
+    units = caller.scope_unit_ids if caller.kind is PrincipalKind.INSPECTOR else frozenset({actor.scope.id})
+    return ReadScope(everything=False, unit_ids=units, cadre_id=caller.cadre_id, own_unit_path=own)
+
+
+Reader = Annotated[ReadScope, Depends(read_scope)]

@@ -1,0 +1,234 @@
+"""API keys: bearer tokens bound to a principal, stored only as hashes, expiring and revocable.
+
+A token reads `dlk_<key id>_<secret>`. The key id (public, 12 hex digits) finds the row;
+the secret (32 random bytes) is never stored: only its SHA-256, compared in constant time.
+A slow hash (bcrypt, argon2) would add nothing: the secret is random, not a password
+someone could guess, and it would cost every request milliseconds.
+
+Keys are credentials, not facts of casework: they live in their own table beside the
+ledger (revoking sets `revoked_at`), never in the event store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from uuid import UUID
+
+import orjson
+
+from projections.columns import as_text
+from projections.store import ViewConnection, ViewStore
+
+TABLE = "api_keys"
+PREFIX = "dlk_"
+CACHE_SECONDS = 2.0
+"""How long a verified key is trusted without asking the table again: a key revoked by
+another process stops working within this time (at once in the process that revoked it)."""
+
+
+class PrincipalKind(StrEnum):
+    """What a key lets its holder be."""
+
+    CADRE = "cadre"  # records as this cadre; reads its own jurisdiction and the cases it holds
+    INSPECTOR = "inspector"  # reads a set of unit subtrees; opens inquiries as its cadre
+    INTEGRATOR = "integrator"  # reads the event feed, perhaps limited to unit subtrees
+    ADMINISTRATOR = "administrator"  # manages keys; records registry commands as its cadre
+
+
+NEEDS_CADRE = frozenset({PrincipalKind.CADRE, PrincipalKind.INSPECTOR, PrincipalKind.ADMINISTRATOR})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the kind of key, the cadre it acts as (if any), the units it may read."""
+
+    kind: PrincipalKind
+    key_id: str
+    cadre_id: UUID | None = None
+    scope_unit_ids: frozenset[UUID] = frozenset()
+    """Inspector and integrator: the unit subtrees it reads (an integrator with none reads all)."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key as listed: everything but its secret."""
+
+    key_id: str
+    kind: PrincipalKind
+    cadre_id: UUID | None
+    scope_unit_ids: frozenset[UUID]
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def principal(self) -> Principal:
+        return Principal(self.kind, self.key_id, self.cadre_id, self.scope_unit_ids)
+
+    def usable_at(self, moment: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or moment < self.expires_at)
+
+
+class KeyRefused(Exception):
+    """A key cannot be created or revoked as asked."""
+
+
+COLUMNS = "key_id, secret_hash, kind, cadre_id, scope, label, created_at, expires_at, revoked_at"
+
+
+class KeyStore:
+    """The table of keys in the ledger's database, with a short-lived cache of verified keys."""
+
+    def __init__(self, database_url: str) -> None:
+        self.store = ViewStore(database_url)
+        self._cache: dict[str, tuple[float, ApiKey, str]] = {}
+        self._lock = threading.Lock()
+        """Guards the cache and the one connection (keys are read rarely: the cache answers)."""
+        self._open: ViewConnection | None = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[ViewConnection]:
+        with self._lock:
+            if self._open is None:
+                self._open = self.store.connect()
+                self._open.execute(
+                    f"CREATE TABLE IF NOT EXISTS {TABLE} (key_id TEXT PRIMARY KEY, "
+                    "secret_hash TEXT NOT NULL, "
+                    "kind TEXT NOT NULL, cadre_id TEXT, scope TEXT NOT NULL, label TEXT NOT NULL, "
+                    "created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT)"
+                )
+            yield self._open
+
+    def create(
+        self,
+        kind: PrincipalKind,
+        *,
+        cadre_id: UUID | None = None,
+        scope_unit_ids: Iterable[UUID] = (),
+        label: str = "",
+        expires_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> tuple[ApiKey, str]:
+        """Create a key; returns it and its token (shown this once, never stored)."""
+        scope = frozenset(scope_unit_ids)
+        if (kind in NEEDS_CADRE) != (cadre_id is not None):
+            needs = "needs" if kind in NEEDS_CADRE else "takes no"
+            raise KeyRefused(f"a {kind} key {needs} cadre")
+        if kind is PrincipalKind.INSPECTOR and not scope:
+            raise KeyRefused("an inspector key needs at least one unit to read")
+        if kind in (PrincipalKind.CADRE, PrincipalKind.ADMINISTRATOR) and scope:
+            raise KeyRefused(f"a {kind} key reads by its cadre's jurisdiction; it takes no scope")
+        now = now or datetime.now(UTC)
+        if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
+            raise KeyRefused("a key must expire in the future, at a time with a zone offset")
+        key = ApiKey(secrets.token_hex(6), kind, cadre_id, scope, label, now, expires_at, None)
+        secret = secrets.token_urlsafe(32)
+        with self._connection() as connection, connection.transaction():
+            connection.execute(
+                f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key.key_id,
+                    _hash(secret),
+                    kind.value,
+                    str(cadre_id) if cadre_id else None,
+                    orjson.dumps(sorted(str(u) for u in scope)).decode(),
+                    label,
+                    as_text(now),
+                    as_text(expires_at),
+                    None,
+                ),
+            )
+        return key, f"{PREFIX}{key.key_id}_{secret}"
+
+    def list(self) -> list[ApiKey]:
+        with self._connection() as connection:
+            rows = connection.execute(f"SELECT {COLUMNS} FROM {TABLE} ORDER BY created_at, key_id")
+        return [_key(row) for row in rows]
+
+    def get(self, key_id: str) -> ApiKey | None:
+        found = self._row(key_id)
+        return found[0] if found else None
+
+    def revoke(self, key_id: str, now: datetime | None = None) -> ApiKey:
+        """Revoke a key (at once in this process; within `CACHE_SECONDS` in others)."""
+        moment = as_text(now or datetime.now(UTC))
+        with self._connection() as connection, connection.transaction():
+            changed = connection.count(
+                f"UPDATE {TABLE} SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (moment, key_id)
+            )
+            self._cache.pop(key_id, None)
+        key = self.get(key_id)
+        if key is None:
+            raise KeyRefused(f"no key {key_id}")
+        if not changed:
+            raise KeyRefused(f"key {key_id} was already revoked")
+        return key
+
+    def verify(self, token: str, now: datetime | None = None) -> Principal | None:
+        """The principal a token stands for, or None if it is not a live key's token."""
+        if not token.startswith(PREFIX) or token.count("_") < 2:
+            return None
+        key_id, _, secret = token[len(PREFIX) :].partition("_")
+        found = self._cached(key_id)
+        if found is None:
+            return None
+        key, secret_hash = found
+        if not hmac.compare_digest(secret_hash, _hash(secret)):
+            return None
+        return key.principal() if key.usable_at(now or datetime.now(UTC)) else None
+
+    def _cached(self, key_id: str) -> tuple[ApiKey, str] | None:
+        clock = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key_id)
+        if hit is not None and clock - hit[0] < CACHE_SECONDS:
+            return hit[1], hit[2]
+        found = self._row(key_id)
+        if found is not None:
+            with self._lock:
+                self._cache[key_id] = (clock, *found)
+        return found
+
+    def _row(self, key_id: str) -> tuple[ApiKey, str] | None:
+        with self._connection() as connection:
+            rows = connection.execute(f"SELECT {COLUMNS} FROM {TABLE} WHERE key_id = ?", (key_id,))
+        return (_key(rows[0]), rows[0][1]) if rows else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._open is not None:
+                self._open.close()
+                self._open = None
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _key(row: tuple[object, ...]) -> ApiKey:
+    key_id, _, kind, cadre_id, scope, label, created_at, expires_at, revoked_at = row
+    created = _moment(str(created_at))
+    assert created is not None
+    return ApiKey(
+        key_id=str(key_id),
+        kind=PrincipalKind(str(kind)),
+        cadre_id=UUID(str(cadre_id)) if cadre_id else None,
+        scope_unit_ids=frozenset(UUID(u) for u in orjson.loads(str(scope))),
+        label=str(label),
+        created_at=created,
+        expires_at=_moment(expires_at if isinstance(expires_at, str) else None),
+        revoked_at=_moment(revoked_at if isinstance(revoked_at, str) else None),
+    )

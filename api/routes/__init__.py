@@ -1,0 +1,1 @@
+"""The API's read routes, one router per resource."""

@@ -1,0 +1,54 @@
+"""What the read routes share: the views' connection, read-your-writes, and scope checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+
+from api.access import Reader, ReadScope
+from api.problems import NOT_CAUGHT_UP, ApiProblem, Problem
+from api.reading import ViewReader
+from api.settings import Settings
+from projections.store import ViewConnection
+
+MinPosition = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        description="Read your own writes: wait (bounded) until the views have applied this log position, "
+        "as a command's answer gave it; 503 if they do not in time.",
+    ),
+]
+
+
+def views(request: Request, min_position: MinPosition = None) -> Iterator[ViewConnection]:
+    """A connection to the views, once they have reached `min_position`."""
+    reader: ViewReader = request.app.state.reader
+    settings: Settings = request.app.state.settings
+    if min_position is not None and not reader.reached(min_position, settings.read_wait_seconds):
+        raise ApiProblem(
+            NOT_CAUGHT_UP,
+            f"the views have not reached position {min_position} within {settings.read_wait_seconds:g} s",
+            {"Retry-After": "1"},
+            min_position=min_position,
+        )
+    with reader.connection() as connection:
+        yield connection
+
+
+Views = Annotated[ViewConnection, Depends(views)]
+
+READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
+    for status, text in {
+        401: "No valid API key",
+        403: "Outside what this key may read",
+        404: "No such record",
+        422: "A parameter is malformed",
+        503: "The views have not reached min_position yet (see Retry-After)",
+    }.items()
+}
+
+__all__ = ["READ_ERRORS", "MinPosition", "ReadScope", "Reader", "Views"]

@@ -1,0 +1,114 @@
+"""Administration of API keys: create, list, revoke (an administrator's key only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from api.access import administrator
+from api.keys import ApiKey, KeyRefused, KeyStore, Principal, PrincipalKind
+from api.problems import FORBIDDEN, ApiProblem
+from api.routes.common import READ_ERRORS
+from domain.errors import Conflict, InvalidArgument, NotFound
+from domain.ledger import Ledger
+from domain.registry import Cadre, Unit
+
+router = APIRouter(prefix="/admin/keys", tags=["administration"], responses=READ_ERRORS)
+Admin = Annotated[Principal, Depends(administrator)]
+
+
+class KeyRequest(BaseModel):
+    """A key to create: what it is for, whom it acts as, what it reads, until when."""
+
+    kind: PrincipalKind
+    cadre_id: UUID | None = Field(None, description="The cadre it records as (not for integrators).")
+    scope_unit_ids: list[UUID] = Field(
+        default_factory=list, description="Inspector, integrator: units it reads."
+    )
+    label: str = Field("", max_length=200)
+    expires_at: datetime | None = Field(None, description="With a zone offset; never, if absent.")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {"kind": "cadre", "cadre_id": "3e7d2c1b-9a8f-5e4d-a3c2-b1f0e9d8c7b6", "label": "李明 laptop"}
+            ]
+        }
+    }
+
+
+class KeyInfo(BaseModel):
+    """A key as listed: never its secret."""
+
+    key_id: str
+    kind: PrincipalKind
+    cadre_id: UUID | None
+    scope_unit_ids: list[UUID]
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyInfo:
+        return cls(**{**key.__dict__, "scope_unit_ids": sorted(key.scope_unit_ids, key=str)})
+
+
+class CreatedKey(KeyInfo):
+    """A new key and its token: shown this once, never stored."""
+
+    token: str
+
+
+def _keys(request: Request) -> KeyStore:
+    store: KeyStore = request.app.state.keys
+    return store
+
+
+def check_key_request(ledger: Ledger, kind: PrincipalKind, cadre_id: UUID | None, units: list[UUID]) -> None:
+    """The cadre and units a key names exist (and an administrator's cadre holds that role)."""
+    if cadre_id is not None:
+        cadre = ledger.peek(Cadre, cadre_id)
+        if kind is PrincipalKind.ADMINISTRATOR and "administrator" not in cadre.roles:
+            raise ApiProblem(FORBIDDEN, "an administrator key needs a cadre with the administrator role")
+    for unit_id in units:
+        ledger.peek(Unit, unit_id)
+
+
+@router.post("", response_model=CreatedKey, status_code=201, summary="Create an API key.")
+def create(request: Request, body: KeyRequest, admin: Admin) -> CreatedKey:
+    """Create a key bound to a principal; the answer holds its token, which is never shown again."""
+    check_key_request(request.app.state.ledger, body.kind, body.cadre_id, body.scope_unit_ids)
+    try:
+        key, token = _keys(request).create(
+            body.kind,
+            cadre_id=body.cadre_id,
+            scope_unit_ids=body.scope_unit_ids,
+            label=body.label,
+            expires_at=body.expires_at,
+        )
+    except KeyRefused as error:
+        raise InvalidArgument(str(error)) from None
+    return CreatedKey(**KeyInfo.of(key).model_dump(), token=token)
+
+
+@router.get("", response_model=list[KeyInfo], summary="List API keys.")
+def list_all(request: Request, admin: Admin) -> list[KeyInfo]:
+    """Every key, live, expired or revoked, oldest first; never a secret."""
+    return [KeyInfo.of(key) for key in _keys(request).list()]
+
+
+@router.post("/{key_id}/revoke", response_model=KeyInfo, summary="Revoke an API key.")
+def revoke(request: Request, key_id: str, admin: Admin) -> KeyInfo:
+    """Revoke a key: it stops working at once here, and within seconds in other server processes."""
+    keys = _keys(request)
+    if keys.get(key_id) is None:
+        raise NotFound(f"no key {key_id}", kind="ApiKey")
+    try:
+        return KeyInfo.of(keys.revoke(key_id))
+    except KeyRefused as error:
+        raise Conflict(str(error)) from None
