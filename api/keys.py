@@ -25,6 +25,9 @@ from uuid import UUID
 
 import orjson
 
+from domain.ledger import Ledger
+from domain.registry import Cadre, Unit
+from domain.values import Role
 from projections.columns import as_text
 from projections.store import ViewConnection, ViewStore
 
@@ -208,6 +211,18 @@ class KeyStore:
             if self._open is not None:
                 self._open.close()
                 self._open = None
+
+
+def check_key_request(
+    ledger: Ledger, kind: PrincipalKind, cadre_id: UUID | None, scope_unit_ids: Iterable[UUID]
+) -> None:
+    """The cadre and units a new key names exist, and an administrator's cadre holds that role."""
+    if cadre_id is not None:
+        cadre = ledger.peek(Cadre, cadre_id)
+        if kind is PrincipalKind.ADMINISTRATOR and Role.ADMINISTRATOR not in cadre.roles:
+            raise KeyRefused("an administrator key needs a cadre with the administrator role")
+    for unit_id in scope_unit_ids:
+        ledger.peek(Unit, unit_id)
 
 
 def _hash(secret: str) -> str:

@@ -10,12 +10,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from api.access import administrator
-from api.keys import ApiKey, KeyRefused, KeyStore, Principal, PrincipalKind
-from api.problems import FORBIDDEN, ApiProblem
+from api.keys import ApiKey, KeyRefused, KeyStore, Principal, PrincipalKind, check_key_request
 from api.routes.common import READ_ERRORS
 from domain.errors import Conflict, InvalidArgument, NotFound
-from domain.ledger import Ledger
-from domain.registry import Cadre, Unit
 
 router = APIRouter(prefix="/admin/keys", tags=["administration"], responses=READ_ERRORS)
 Admin = Annotated[Principal, Depends(administrator)]
@@ -69,21 +66,11 @@ def _keys(request: Request) -> KeyStore:
     return store
 
 
-def check_key_request(ledger: Ledger, kind: PrincipalKind, cadre_id: UUID | None, units: list[UUID]) -> None:
-    """The cadre and units a key names exist (and an administrator's cadre holds that role)."""
-    if cadre_id is not None:
-        cadre = ledger.peek(Cadre, cadre_id)
-        if kind is PrincipalKind.ADMINISTRATOR and "administrator" not in cadre.roles:
-            raise ApiProblem(FORBIDDEN, "an administrator key needs a cadre with the administrator role")
-    for unit_id in units:
-        ledger.peek(Unit, unit_id)
-
-
 @router.post("", response_model=CreatedKey, status_code=201, summary="Create an API key.")
 def create(request: Request, body: KeyRequest, admin: Admin) -> CreatedKey:
     """Create a key bound to a principal; the answer holds its token, which is never shown again."""
-    check_key_request(request.app.state.ledger, body.kind, body.cadre_id, body.scope_unit_ids)
     try:
+        check_key_request(request.app.state.ledger, body.kind, body.cadre_id, body.scope_unit_ids)
         key, token = _keys(request).create(
             body.kind,
             cadre_id=body.cadre_id,

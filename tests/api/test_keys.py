@@ -1,0 +1,139 @@
+"""API keys: created by the CLI or an administrator, stored as hashes, refused once expired or revoked."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from api.keys import KeyRefused, PrincipalKind
+from projections.store import ViewStore
+from tests.api.conftest import Api
+from tests.api.test_cli import dutyledger
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_key_created_on_the_command_line_works_over_http(api: Api, database_url: str) -> None:
+    done = dutyledger(
+        "keys", "create", "--kind", "cadre", "--cadre", str(api.world.township_clerk), "--json",
+        database_url=database_url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    created = json.loads(done.stdout)
+    assert created["kind"] == "cadre"
+    answer = api.client.get("/cases", headers=bearer(created["token"]))
+    assert answer.status_code == 200, answer.text
+    listed = dutyledger("keys", "list", "--json", database_url=database_url)
+    assert [k["key_id"] for k in json.loads(listed.stdout)] == [created["key_id"]]
+    assert "token" not in listed.stdout
+
+
+def test_a_key_revoked_on_the_command_line_is_refused(api: Api, database_url: str) -> None:
+    key, token = api.keys.create(PrincipalKind.CADRE, cadre_id=api.world.township_clerk)
+    assert api.client.get("/cases", headers=bearer(token)).status_code == 200
+    assert dutyledger("keys", "revoke", key.key_id, database_url=database_url).returncode == 0
+    api.keys._cache.clear()  # another process revoked it: this one notices within CACHE_SECONDS
+    refused = api.client.get("/cases", headers=bearer(token))
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    again = dutyledger("keys", "revoke", key.key_id, database_url=database_url)
+    assert again.returncode == 2
+    assert "already revoked" in again.stderr
+
+
+def test_the_command_line_refuses_a_key_for_no_such_cadre(api: Api, database_url: str) -> None:
+    done = dutyledger("keys", "create", "--kind", "cadre", "--cadre", "00000000-0000-0000-0000-000000000009",
+                      database_url=database_url)  # fmt: skip
+    assert done.returncode == 1
+    assert "no cadre" in done.stderr
+
+
+def test_only_the_hash_of_a_token_is_stored(api: Api, database_url: str) -> None:
+    _, token = api.keys.create(PrincipalKind.CADRE, cadre_id=api.world.township_clerk)
+    secret = token.rsplit("_", 1)[-1]
+    connection = ViewStore(database_url).connect()
+    try:
+        stored = connection.execute("SELECT * FROM api_keys")
+    finally:
+        connection.close()
+    assert secret not in repr(stored)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "dlk_", "dlk_abc", "dlk_000000000000_wrong", "Basic abc", "x" * 5000],
+)
+def test_anything_but_a_live_token_is_401(api: Api, token: str) -> None:
+    answer = api.client.get("/cases", headers=bearer(token) if token else {})
+    assert answer.status_code == 401
+    assert answer.json()["type"] == "urn:problem-type:dutyledger:unauthenticated"
+
+
+def test_a_token_with_the_right_id_and_a_wrong_secret_is_401(api: Api) -> None:
+    key, _ = api.keys.create(PrincipalKind.CADRE, cadre_id=api.world.township_clerk)
+    assert api.client.get("/cases", headers=bearer(f"dlk_{key.key_id}_forged")).status_code == 401
+
+
+def test_an_expired_key_is_401(api: Api) -> None:
+    now = datetime.now(UTC)
+    _, token = api.keys.create(
+        PrincipalKind.CADRE, cadre_id=api.world.township_clerk, expires_at=now + timedelta(hours=1),
+        now=now - timedelta(hours=2),
+    )  # fmt: skip
+    assert api.keys.verify(token, now=now + timedelta(hours=2)) is None
+    assert api.keys.verify(token, now=now) is not None
+
+
+def test_key_rules_are_enforced(api: Api) -> None:
+    with pytest.raises(KeyRefused):
+        api.keys.create(PrincipalKind.CADRE)
+    with pytest.raises(KeyRefused):
+        api.keys.create(PrincipalKind.INTEGRATOR, cadre_id=api.world.township_clerk)
+    with pytest.raises(KeyRefused):
+        api.keys.create(PrincipalKind.INSPECTOR, cadre_id=api.world.inspector)
+    with pytest.raises(KeyRefused):
+        api.keys.create(
+            PrincipalKind.CADRE,
+            cadre_id=api.world.township_clerk,
+            expires_at=datetime(2020, 1, 1, tzinfo=UTC),
+        )
+
+
+def test_an_administrator_creates_lists_and_revokes_keys_over_http(api: Api) -> None:
+    admin = api.headers("admin", PrincipalKind.ADMINISTRATOR)
+    created = api.client.post(
+        "/admin/keys", json={"kind": "inspector", "cadre_id": str(api.world.inspector),
+                             "scope_unit_ids": [str(api.world.county)], "label": "纪检"}, headers=admin,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    token = created.json()["token"]
+    assert api.client.get("/cases", headers=bearer(token)).status_code == 200
+    listed = api.client.get("/admin/keys", headers=admin).json()
+    assert created.json()["key_id"] in [k["key_id"] for k in listed]
+    assert all("token" not in k for k in listed)
+    revoked = api.client.post(f"/admin/keys/{created.json()['key_id']}/revoke", headers=admin)
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    assert api.client.get("/cases", headers=bearer(token)).status_code == 401  # at once, in this process
+    assert api.client.post(f"/admin/keys/{created.json()['key_id']}/revoke", headers=admin).status_code == 409
+    assert api.client.post("/admin/keys/nosuchkey/revoke", headers=admin).status_code == 404
+
+
+def test_only_an_administrator_key_manages_keys(api: Api) -> None:
+    answer = api.client.get("/admin/keys", headers=api.headers("township_clerk"))
+    assert answer.status_code == 403
+
+
+def test_an_administrator_key_needs_an_administrator_cadre(api: Api) -> None:
+    admin = api.headers("admin", PrincipalKind.ADMINISTRATOR)
+    answer = api.client.post(
+        "/admin/keys",
+        json={"kind": "administrator", "cadre_id": str(api.world.township_clerk)},
+        headers=admin,
+    )
+    assert answer.status_code == 422
+    assert api.client.post("/admin/keys", json={"kind": "cadre"}, headers=admin).status_code == 422
