@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.keys import KeyStore, Principal, PrincipalKind
 from api.problems import FORBIDDEN, OUT_OF_SCOPE, UNAUTHENTICATED, ApiProblem
+from domain.case import accuses
 from domain.errors import NotActive, NotFound
 from domain.ledger import Ledger
 from projections.queries import CaseRow
@@ -84,8 +85,8 @@ class ReadScope:
     everything: bool
     unit_ids: frozenset[UUID] = frozenset()
     cadre_id: UUID | None = None
-    own_unit_path: tuple[UUID, ...] = ()
-    """The reader's own unit and its ancestors (to tell whether the reader's unit is accused)."""
+    own_unit_id: UUID | None = None
+    """The unit the reader serves in (to tell whether it is accused)."""
 
     def covers(self, unit_path: tuple[UUID, ...]) -> bool:
         """Whether a unit, given by its path from the root, lies in a readable subtree."""
@@ -110,10 +111,10 @@ class ReadScope:
             )
 
     def accused_in(self, case: CaseRow) -> bool:
-        """Whether the reader is accused in the case, as a cadre or through their unit (or one above it)."""
-        if self.cadre_id is not None and self.cadre_id in case.accused_cadre_ids:
-            return True
-        return not set(case.accused_unit_ids).isdisjoint(self.own_unit_path)
+        """Whether the reader is accused in the case, by the rule of recusal (their person or their unit)."""
+        if self.cadre_id is None or self.own_unit_id is None:
+            return False
+        return accuses(case.accused_cadre_ids, case.accused_unit_ids, self.cadre_id, self.own_unit_id)
 
 
 def _path(text: str) -> tuple[UUID, ...]:
@@ -130,11 +131,11 @@ def read_scope(request: Request, caller: Caller) -> ReadScope:
         actor = ledger.actor_at(caller.cadre_id)
     except (NotFound, NotActive) as error:
         raise ApiProblem(FORBIDDEN, f"this key's cadre cannot read: {error.detail}") from None
-    own = actor.unit.path
+    own = actor.unit_id
     if caller.kind is PrincipalKind.ADMINISTRATOR:
-        return ReadScope(everything=True, cadre_id=caller.cadre_id, own_unit_path=own)
+        return ReadScope(everything=True, cadre_id=caller.cadre_id, own_unit_id=own)
     units = caller.scope_unit_ids if caller.kind is PrincipalKind.INSPECTOR else frozenset({actor.scope.id})
-    return ReadScope(everything=False, unit_ids=units, cadre_id=caller.cadre_id, own_unit_path=own)
+    return ReadScope(everything=False, unit_ids=units, cadre_id=caller.cadre_id, own_unit_id=own)
 
 
 Reader = Annotated[ReadScope, Depends(read_scope)]

@@ -10,10 +10,11 @@ from pydantic import BaseModel
 
 from api import commands, problems
 from api.access import ApiKeys
+from api.identity import IdentityStore
 from api.keys import KeyStore
 from api.limits import RateLimiter, install_body_limits
 from api.reading import ViewReader
-from api.routes import cadres, cases, keys, units
+from api.routes import cadres, cases, keys, petitioners, units
 from api.settings import Settings, get_settings
 from domain.ledger import Ledger
 from domain.storage.url import redacted
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
             EmbeddedProjections(the_ledger, store=store).start() if settings.embedded_projections else None
         )
         app.state.keys = KeyStore(settings.database_url)
+        app.state.identities = IdentityStore(settings.identity_url or settings.database_url)
         app.state.authenticator = ApiKeys(app.state.keys)
         app.state.reader = ViewReader(store, embedded)
         try:
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         finally:
             app.state.reader.close()
             app.state.keys.close()
+            app.state.identities.close()
             if embedded is not None:
                 embedded.stop()
             if own:
@@ -86,7 +89,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     problems.install(app)
     install_body_limits(app, settings.max_body_bytes)
     app.include_router(commands.router())
-    for module in (cases, cadres, units, keys):
+    for module in (cases, petitioners, cadres, units, keys):
         app.include_router(module.router)
 
     @app.get(
@@ -100,6 +103,11 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
             store=redacted(settings.database_url),
             position=the_ledger.recorder.max_notification_id() or 0,
         )
+
+    @app.get("/health/live", tags=["service"], summary="Check that the process answers (no store access).")
+    def live() -> dict[str, str]:
+        """Liveness for a process supervisor; also the bare endpoint the HTTP benchmark compares with."""
+        return {"status": "ok"}
 
     @app.get(
         "/problems",

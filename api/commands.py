@@ -37,6 +37,18 @@ EXAMPLE_UNIT = "0b1f5a4e-8d3c-5f21-b6a7-4e2c9d8f1a33"
 EXAMPLE_CADRE = "3e7d2c1b-9a8f-5e4d-a3c2-b1f0e9d8c7b6"
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Any unique printable-ASCII string (a UUID): a retry with it is answered, not applied.",
+    ),
+]
+
+
 class CommandAnswer(BaseModel):
     """What a command recorded: the aggregate, its new version, and where in the log."""
 
@@ -261,6 +273,17 @@ def parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
+def answer_of(result: CommandResult) -> CommandAnswer:
+    return CommandAnswer(
+        command_id=result.command_id,
+        aggregate_id=result.aggregate_id,
+        version=result.version,
+        position=result.position,
+        positions=list(result.positions),
+        replayed=result.replayed,
+    )
+
+
 def etag(version: int) -> str:
     return f'"{version}"'
 
@@ -306,14 +329,7 @@ def _endpoint(route: Route) -> tuple[Callable[..., CommandAnswer], type[BaseMode
             response.headers["Idempotent-Replayed"] = "true"
         if route.creates:
             response.headers["Location"] = route.creates.replace("{id}", str(result.aggregate_id))
-        return CommandAnswer(
-            command_id=result.command_id,
-            aggregate_id=result.aggregate_id,
-            version=result.version,
-            position=result.position,
-            positions=list(result.positions),
-            replayed=result.replayed,
-        )
+        return answer_of(result)
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -323,20 +339,7 @@ def _endpoint(route: Route) -> tuple[Callable[..., CommandAnswer], type[BaseMode
             *(inspect.Parameter(name, keyword, annotation=kind) for name, kind in path_types.items()),
             inspect.Parameter("body", keyword, annotation=body_model),
             inspect.Parameter("actor", keyword, annotation=Annotated[UUID, Depends(acting_cadre)]),
-            inspect.Parameter(
-                "idempotency_key",
-                keyword,
-                annotation=Annotated[
-                    str | None,
-                    Header(
-                        alias="Idempotency-Key",
-                        min_length=1,
-                        max_length=200,
-                        description="Any unique string (a UUID); a retry with it is answered, not applied.",
-                    ),
-                ],
-                default=None,
-            ),
+            inspect.Parameter("idempotency_key", keyword, annotation=IdempotencyKey, default=None),
             inspect.Parameter(
                 "if_match",
                 keyword,
@@ -365,6 +368,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         415: "The body is not application/json",
         422: "The body breaks the schema or a rule of petition work",
         429: "Too many requests for this key",
+        503: "The views have not caught up (see Retry-After)",
     }.items()
 }
 

@@ -16,8 +16,7 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,11 +24,11 @@ from uuid import UUID
 
 import orjson
 
+from api.tables import SharedConnection
 from domain.ledger import Ledger
 from domain.registry import Cadre, Unit
 from domain.values import Role
 from projections.columns import as_text
-from projections.store import ViewConnection, ViewStore
 
 TABLE = "api_keys"
 PREFIX = "dlk_"
@@ -92,24 +91,14 @@ class KeyStore:
     """The table of keys in the ledger's database, with a short-lived cache of verified keys."""
 
     def __init__(self, database_url: str) -> None:
-        self.store = ViewStore(database_url)
+        self._connection = SharedConnection(
+            database_url,
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (key_id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, "
+            "kind TEXT NOT NULL, cadre_id TEXT, scope TEXT NOT NULL, label TEXT NOT NULL, "
+            "created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT)",
+        )
         self._cache: dict[str, tuple[float, ApiKey, str]] = {}
         self._lock = threading.Lock()
-        """Guards the cache and the one connection (keys are read rarely: the cache answers)."""
-        self._open: ViewConnection | None = None
-
-    @contextmanager
-    def _connection(self) -> Iterator[ViewConnection]:
-        with self._lock:
-            if self._open is None:
-                self._open = self.store.connect()
-                self._open.execute(
-                    f"CREATE TABLE IF NOT EXISTS {TABLE} (key_id TEXT PRIMARY KEY, "
-                    "secret_hash TEXT NOT NULL, "
-                    "kind TEXT NOT NULL, cadre_id TEXT, scope TEXT NOT NULL, label TEXT NOT NULL, "
-                    "created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT)"
-                )
-            yield self._open
 
     def create(
         self,
@@ -168,6 +157,7 @@ class KeyStore:
             changed = connection.count(
                 f"UPDATE {TABLE} SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (moment, key_id)
             )
+        with self._lock:
             self._cache.pop(key_id, None)
         key = self.get(key_id)
         if key is None:
@@ -207,10 +197,7 @@ class KeyStore:
         return (_key(rows[0]), rows[0][1]) if rows else None
 
     def close(self) -> None:
-        with self._lock:
-            if self._open is not None:
-                self._open.close()
-                self._open = None
+        self._connection.close()
 
 
 def check_key_request(

@@ -5,20 +5,31 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
 
 from fastapi import FastAPI, Request, Response
 
 from api.keys import Principal
-from api.problems import RATE_LIMITED, TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, ApiProblem, problem_response
+from api.problems import (
+    MALFORMED_REQUEST,
+    RATE_LIMITED,
+    TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+    ApiProblem,
+    problem_response,
+)
 
 Next = Callable[[Request], Awaitable[Response]]
 
 
 def install_body_limits(app: FastAPI, max_bytes: int) -> None:
-    """Refuse a body over `max_bytes` (413) and a body that is not JSON (415), before any route runs."""
+    """Refuse a body over `max_bytes` (413), a body that is not JSON (415), and NUL characters anywhere
+    (400: PostgreSQL cannot store them, so neither backend takes them), before any route runs."""
 
     @app.middleware("http")
     async def body_limits(request: Request, call_next: Next) -> Response:
+        if "\x00" in unquote(request.url.query) or "%00" in request.url.path:
+            return problem_response(request, MALFORMED_REQUEST, "NUL characters are not accepted")
         if request.method in ("POST", "PUT", "PATCH"):
             length = request.headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > max_bytes:
@@ -26,6 +37,8 @@ def install_body_limits(app: FastAPI, max_bytes: int) -> None:
             body = await request.body()  # cached by Starlette for the route
             if len(body) > max_bytes:
                 return problem_response(request, TOO_LARGE, f"the body may hold at most {max_bytes} bytes")
+            if b"\\u0000" in body or b"\x00" in body:
+                return problem_response(request, MALFORMED_REQUEST, "NUL characters are not accepted")
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if body and not (media == "application/json" or media.endswith("+json")):
                 return problem_response(

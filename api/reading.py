@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from projections import VIEWS
 from projections.embedded import EmbeddedProjections
 from projections.store import ViewConnection, ViewStore
-from projections.tracking import TRACKING
+from projections.tracking import TRACKING, ensure_schema
 
 POOL = 16
 """Connections kept open for readers; more are opened under load and closed after use."""
@@ -23,6 +23,7 @@ class ViewReader:
         self.store = store
         self.embedded = embedded
         self._idle: queue.LifoQueue[ViewConnection] = queue.LifoQueue(POOL)
+        self._built = False
 
     @contextmanager
     def connection(self) -> Iterator[ViewConnection]:
@@ -52,14 +53,22 @@ class ViewReader:
                 return False
             time.sleep(0.01)
 
+    def built(self) -> bool:
+        """Whether every view has a live generation to read (a runner has created them)."""
+        if not self._built:
+            self._built = self._lowest() >= 0
+        return self._built
+
     def _lowest(self) -> int:
+        """The lowest position of the views' live generations; -1 while any view has none."""
         names = list(VIEWS)
         with self.connection() as connection:
+            ensure_schema(connection)
             rows = connection.execute(
                 f"SELECT position FROM {TRACKING} WHERE live = 1 AND view IN ({', '.join('?' * len(names))})",
                 names,
             )
-        return min((int(p) for (p,) in rows), default=0) if len(rows) == len(names) else 0
+        return min((int(p) for (p,) in rows), default=-1) if len(rows) == len(names) else -1
 
     def close(self) -> None:
         while True:

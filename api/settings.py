@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     port: int = 8000
     views_url: str | None = None
     """Where the views (read models) live; by default in the ledger's own database."""
+    identity_url: str | None = None
+    """Where petitioners' identities live (names, phones: never in events); default: the ledger's database."""
     late_record_hours: int = Field(LATE_AFTER // HOUR, ge=LATE_RECORD_FLOOR // HOUR)
     """A record made more than this many hours after the fact it records counts as filed late
     in cadre accountability (records over 24 hours late are all kept, so changing it needs no

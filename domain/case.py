@@ -9,7 +9,7 @@ Checks that need other aggregates (jurisdiction, roles, unit heads) live in the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -109,6 +109,13 @@ class Appointee:
 
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def accuses(cadre_ids: Iterable[UUID], unit_ids: Iterable[UUID], cadre_id: UUID, unit_id: UUID) -> bool:
+    """Whether a petition against these cadres and units accuses this cadre serving in this unit (Art. 28)."""
+    return cadre_id in set(cadre_ids) or unit_id in set(unit_ids)
+
+
 OPEN = frozenset({CaseStatus.REGISTERED, CaseStatus.ACCEPTED, CaseStatus.REPLIED})
 AFTER_REPLY = frozenset({CaseStatus.REPLIED, CaseStatus.CLOSED})
 
@@ -833,7 +840,7 @@ class Case(LedgerAggregate):
         return cadre_id in (self.handler_id, self.responsible_cadre_id, self.owning_leader_id)
 
     def is_accused(self, cadre_id: UUID, unit_id: UUID) -> bool:
-        return cadre_id in self.accused_cadre_ids or unit_id in self.accused_unit_ids
+        return accuses(self.accused_cadre_ids, self.accused_unit_ids, cadre_id, unit_id)
 
     def corrected(self, event_name: str, changes: Mapping[str, Any]) -> None:
         if event_name == "Registered" and "intake" in changes:

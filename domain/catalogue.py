@@ -18,10 +18,20 @@ from domain.dispute import Dispute
 from domain.events import LedgerEvent
 from domain.inquiry import Inquiry
 from domain.meeting import Meeting
+from domain.petitioner import Petitioner
 from domain.registry import Cadre, Unit
 from domain.rules.book import RuleBook
 
-AGGREGATES: tuple[type[LedgerAggregate], ...] = (Case, Meeting, Dispute, Inquiry, Unit, Cadre, RuleBook)
+AGGREGATES: tuple[type[LedgerAggregate], ...] = (
+    Case,
+    Meeting,
+    Dispute,
+    Inquiry,
+    Petitioner,
+    Unit,
+    Cadre,
+    RuleBook,
+)
 COMMON = list(LedgerEvent.model_fields)
 
 

@@ -11,7 +11,7 @@ from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 from typer._click.exceptions import NoArgsIsHelpError
 
-from api.cli import cadres, cases, events, keys, ledger, projections, serve
+from api.cli import cadres, cases, events, keys, ledger, petitioners, projections, serve
 from domain.errors import LedgerError
 from domain.storage.url import BadDatabaseUrl
 from projections.store import RebuildRunning
@@ -31,6 +31,7 @@ app.add_typer(cadres.app, name="cadre")
 app.add_typer(events.app, name="events")
 app.add_typer(projections.app, name="projections")
 app.add_typer(keys.app, name="keys")
+app.add_typer(petitioners.app, name="petitioners")
 
 
 def main(argv: list[str] | None = None) -> None:

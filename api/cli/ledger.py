@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from uuid import uuid4
 
 import typer
 
 from api.cli.common import DatabaseUrlOption, open_ledger, parse_id
 from api.cli.render import print_case_summaries
+from api.keys import KeyStore, PrincipalKind
 from domain.demo import demo_clock, load_demo
-from domain.ledger import CommandContext
+from domain.demo.world import build_org
+from domain.ledger import CommandContext, Ledger
 from domain.storage.url import redacted
 from domain.values import UnitLevel
 
@@ -64,8 +68,43 @@ def demo(
             f"{report.inquiries} inquiries, "
             f"{report.cadres} cadres in {report.units} units; {ledger.recorder.max_notification_id()} events"
         )
+        keys = demo_keys(ledger, report.seed)
+        typer.echo(f"demo API keys (kept in {DEMO_KEYS}; send one as 'Authorization: Bearer <key>'):")
+        for line in keys:
+            typer.echo(f"  {line}")
         if not quiet:
             print_case_summaries(ledger, limit=25)
             typer.echo(
                 "(first 25 shown; `dutyledger case list` shows all, `dutyledger case show ID` one in full)"
             )
+
+
+DEMO_KEYS = Path("var/demo-keys.json")
+DEMO_KEY_HOLDERS = (
+    (PrincipalKind.ADMINISTRATOR, "admin", None),
+    (PrincipalKind.INSPECTOR, "city_inspector", "city"),
+    (PrincipalKind.CADRE, "dancheng_clerk", None),
+)
+"""Whom the demo gives a key: the administrator, the city's discipline inspector, a county bureau clerk."""
+
+
+def demo_keys(ledger: Ledger, seed: int) -> list[str]:
+    """Create the demo's API keys and save them to `DEMO_KEYS`; one line per key, to print."""
+    org = build_org(seed)
+    store = KeyStore(ledger.database_url)
+    saved, lines = [], []
+    try:
+        for kind, holder, scope in DEMO_KEY_HOLDERS:
+            units = [org.unit_id(scope)] if scope else []
+            key, token = store.create(
+                kind, cadre_id=org.cadre_id(holder), scope_unit_ids=units, label=f"demo {holder}"
+            )
+            name = org.name_of(holder)
+            saved.append({"kind": kind.value, "cadre": name, "cadre_id": str(key.cadre_id), "token": token})
+            lines.append(f"{kind:<13} {name} ({holder}): {token}")
+    finally:
+        store.close()
+    DEMO_KEYS.parent.mkdir(parents=True, exist_ok=True)
+    DEMO_KEYS.write_text(json.dumps(saved, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    DEMO_KEYS.chmod(0o600)
+    return lines

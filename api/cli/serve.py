@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 import uvicorn
 
 from api.settings import get_settings
+from domain.storage.url import store_env
 
 
 def serve(
     host: str | None = typer.Option(None, help="Interface to bind (default DUTYLEDGER_HOST or 127.0.0.1)."),
     port: int | None = typer.Option(None, min=1, max=65535, help="Port (default DUTYLEDGER_PORT or 8000)."),
+    workers: int = typer.Option(1, min=1, max=64, help="Server processes (more than one needs PostgreSQL)."),
     database_url: str | None = typer.Option(None, "--database-url", help="Store to serve."),
 ) -> None:
-    """Serve the ledger over HTTP until interrupted."""
+    """Serve the ledger over HTTP until interrupted (OpenAPI at /docs and /openapi.json)."""
     settings = get_settings()
     if database_url:
         settings.database_url = database_url
-    from api.app import create_app
+    bind = {"host": host or settings.host, "port": port or settings.port}
+    if workers == 1:
+        from api.app import create_app
 
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+        uvicorn.run(create_app(settings), **bind)  # type: ignore[arg-type]
+        return
+    if "SQLITE_DBNAME" in store_env(settings.database_url):
+        raise typer.BadParameter(
+            "several workers need PostgreSQL: SQLite writes from one process", param_hint="--workers"
+        )
+    os.environ["DUTYLEDGER_DATABASE_URL"] = settings.database_url  # each worker reads its settings afresh
+    uvicorn.run("api.app:create_app", factory=True, workers=workers, **bind)  # type: ignore[arg-type]

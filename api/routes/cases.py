@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from api.commands import etag
+from api.identity import IdentityStatus, IdentityStore
 from api.problems import VALIDATION_FAILED, ApiProblem
 from api.routes.common import READ_ERRORS, Reader, ReadScope, Views
 from domain.case import Case
@@ -37,6 +38,10 @@ class CaseView(CaseRow):
 
     petitioner_id: UUID | None  # type: ignore[assignment]
     petitioner_withheld: bool = False
+    petitioner_identity: IdentityStatus | Literal["withheld"] = Field(
+        description="Whether an identity is on file for the petitioner (read it at /cases/{id}/petitioner), "
+        "was erased, or is withheld from this reader."
+    )
 
 
 class CasePage(BaseModel):
@@ -88,15 +93,22 @@ def _visible(request: Request, views: ViewConnection, reader: ReadScope, case_id
     if row is None:
         raise NotFound(f"no case {case_id}", kind="Case")
     reader.check_case(row)
-    return _shown(row, reader)
+    return _shown(request, [row], reader)[0]
 
 
-def _shown(row: CaseRow, reader: ReadScope) -> CaseView:
-    if reader.accused_in(row):
-        return CaseView.model_validate(
-            row.model_dump() | {"petitioner_id": None, "petitioner_withheld": True}
-        )
-    return CaseView.model_validate(row.model_dump())
+def _shown(request: Request, rows: list[CaseRow], reader: ReadScope) -> list[CaseView]:
+    """The rows as this reader may see them: the petitioner withheld from the accused."""
+    identities: IdentityStore = request.app.state.identities
+    statuses = identities.statuses(row.petitioner_id for row in rows)
+    shown = []
+    for row in rows:
+        if reader.accused_in(row):
+            hidden = {"petitioner_id": None, "petitioner_withheld": True, "petitioner_identity": "withheld"}
+            shown.append(CaseView.model_validate(row.model_dump() | hidden))
+        else:
+            status = statuses[row.petitioner_id]
+            shown.append(CaseView.model_validate(row.model_dump() | {"petitioner_identity": status}))
+    return shown
 
 
 @router.get("/{case_id}", response_model=CaseView, summary="Get a case's current state.")
@@ -124,7 +136,7 @@ def list_some(
             page = list_cases(views, filters, _today(request), limit=limit, after=cursor)
         except ValueError as error:
             raise ApiProblem(VALIDATION_FAILED, str(error)) from None
-        shown += [_shown(row, reader) for row in page.items if reader.sees_case(row)]
+        shown += _shown(request, [row for row in page.items if reader.sees_case(row)], reader)
         if len(shown) >= limit or page.next is None:
             break
         cursor = page.next
@@ -135,9 +147,22 @@ def list_some(
 
 @router.get("/{case_id}/timeline", response_model=list[TimelineRow], summary="Get every event of a case.")
 def timeline(request: Request, case_id: UUID, views: Views, reader: Reader) -> list[TimelineRow]:
-    """Every event of the case in order: who, from which unit, when it happened and was recorded, why."""
-    _visible(request, views, reader, case_id)
-    return case_timeline(views, case_id)
+    """Every event of the case in order: who, from which unit, when it happened and was recorded, why.
+
+    A reader the petition accuses sees neither the petitioner's id nor the petition's evidence.
+    """
+    case = _visible(request, views, reader, case_id)
+    rows = case_timeline(views, case_id)
+    if not case.petitioner_withheld:
+        return rows
+    return [_withheld(row) for row in rows]
+
+
+def _withheld(row: TimelineRow) -> TimelineRow:
+    """The row without the petitioner's id or the accusation's evidence (attached at registration)."""
+    details = {k: v for k, v in row.details.items() if k != "petitioner_id"}
+    evidence = [] if row.type in ("Registered", "Escalated") else row.evidence
+    return row.model_copy(update={"details": details, "evidence": evidence})
 
 
 @router.get("/{case_id}/as-of", response_model=CaseSnapshot, summary="Get a case as it stood at an instant.")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request
 
 from api.access import Reader, ReadScope
-from api.problems import NOT_CAUGHT_UP, ApiProblem, Problem
+from api.problems import NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, Problem
 from api.reading import ViewReader
 from api.settings import Settings
 from projections.store import ViewConnection
@@ -27,6 +27,20 @@ def views(request: Request, min_position: MinPosition = None) -> Iterator[ViewCo
     """A connection to the views, once they have reached `min_position`."""
     reader: ViewReader = request.app.state.reader
     settings: Settings = request.app.state.settings
+    if min_position is not None and min_position > (
+        request.app.state.ledger.recorder.max_notification_id() or 0
+    ):
+        raise ApiProblem(
+            VALIDATION_FAILED,
+            f"position {min_position} is beyond the end of the log: no command answered with it",
+            min_position=min_position,
+        )
+    if not reader.built():
+        raise ApiProblem(
+            NOT_CAUGHT_UP,
+            "the views are not built yet: start `dutyledger projections run` or embedded projections",
+            {"Retry-After": "5"},
+        )
     if min_position is not None and not reader.reached(min_position, settings.read_wait_seconds):
         raise ApiProblem(
             NOT_CAUGHT_UP,

@@ -7,9 +7,10 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import administrator
+from api.commands import ERRORS
 from api.keys import ApiKey, KeyRefused, KeyStore, Principal, PrincipalKind, check_key_request
 from api.routes.common import READ_ERRORS
 from domain.errors import Conflict, InvalidArgument, NotFound
@@ -29,13 +30,13 @@ class KeyRequest(BaseModel):
     label: str = Field("", max_length=200)
     expires_at: datetime | None = Field(None, description="With a zone offset; never, if absent.")
 
-    model_config = {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [
                 {"kind": "cadre", "cadre_id": "3e7d2c1b-9a8f-5e4d-a3c2-b1f0e9d8c7b6", "label": "李明 laptop"}
             ]
         }
-    }
+    )
 
 
 class KeyInfo(BaseModel):
@@ -66,7 +67,7 @@ def _keys(request: Request) -> KeyStore:
     return store
 
 
-@router.post("", response_model=CreatedKey, status_code=201, summary="Create an API key.")
+@router.post("", response_model=CreatedKey, status_code=201, summary="Create an API key.", responses=ERRORS)
 def create(request: Request, body: KeyRequest, admin: Admin) -> CreatedKey:
     """Create a key bound to a principal; the answer holds its token, which is never shown again."""
     try:
@@ -89,7 +90,7 @@ def list_all(request: Request, admin: Admin) -> list[KeyInfo]:
     return [KeyInfo.of(key) for key in _keys(request).list()]
 
 
-@router.post("/{key_id}/revoke", response_model=KeyInfo, summary="Revoke an API key.")
+@router.post("/{key_id}/revoke", response_model=KeyInfo, summary="Revoke an API key.", responses=ERRORS)
 def revoke(request: Request, key_id: str, admin: Admin) -> KeyInfo:
     """Revoke a key: it stops working at once here, and within seconds in other server processes."""
     keys = _keys(request)

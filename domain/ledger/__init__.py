@@ -4,11 +4,12 @@ from domain.ledger.core import CommandResult
 from domain.ledger.disputes import DisputeCommands
 from domain.ledger.inquiries import InquiryCommands
 from domain.ledger.meetings import MeetingCommands
+from domain.ledger.petitioners import PetitionerCommands
 from domain.ledger.registry import RegistryCommands
 from domain.ledger.work import CommandContext
 
 
-class Ledger(RegistryCommands, DisputeCommands, MeetingCommands, InquiryCommands):
+class Ledger(RegistryCommands, DisputeCommands, MeetingCommands, InquiryCommands, PetitionerCommands):
     """Duty Ledger's write side: every cadre action an immutable event."""
 
     name = "DutyLedger"

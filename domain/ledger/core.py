@@ -18,7 +18,7 @@ import orjson
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import Environment, EnvType, get_topic
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from domain.aggregate import LedgerAggregate
 from domain.clock import Clock, SystemClock
@@ -138,8 +138,8 @@ class LedgerCore(Application[UUID]):
     ) -> CommandResult:
         """Run `body` in a fresh unit of work and save what it changed with the command's record."""
         command_id = ctx.command_id or str(uuid4())
-        if not 0 < len(command_id) <= COMMAND_ID_MAX:
-            raise InvalidArgument(f"a command id has 1 to {COMMAND_ID_MAX} characters")
+        if not 0 < len(command_id) <= COMMAND_ID_MAX or "\x00" in command_id:
+            raise InvalidArgument(f"a command id has 1 to {COMMAND_ID_MAX} characters, none of them NUL")
         digest = command_digest(name, ctx, arguments)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             work: Work | None = None
@@ -162,6 +162,8 @@ class LedgerCore(Application[UUID]):
                 if earlier is None:
                     raise
                 return earlier
+            except ValidationError as error:  # a value the command passed on that no event may hold
+                raise InvalidArgument(_first_problem(error)) from None
             except IntegrityError:
                 earlier = self.earlier_answer(command_id, digest)
                 if earlier is not None:
@@ -244,8 +246,19 @@ def command_digest(name: str, ctx: CommandContext, arguments: dict[str, Any]) ->
         "evidence": ctx.evidence,
     }
     payload = {"command": name, "context": context, "arguments": arguments}
-    encoded = orjson.dumps(payload, default=_jsonable, option=orjson.OPT_SORT_KEYS)
+    try:
+        encoded = orjson.dumps(payload, default=_jsonable, option=orjson.OPT_SORT_KEYS)
+    except TypeError as error:  # e.g. an integer beyond 64 bits: it could not be stored either
+        raise InvalidArgument(f"a value of the command cannot be recorded: {error}") from None
+    if b"\\u0000" in encoded:  # PostgreSQL stores no NUL in text; neither backend may take one
+        raise InvalidArgument("text may not contain NUL characters")
     return hashlib.sha256(encoded).hexdigest()
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem.get("loc", ())) or "value"
+    return f"{where}: {problem.get('msg', 'invalid')}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -89,3 +89,14 @@ def test_the_problem_catalogue_lists_every_type_once_with_its_status(api: Api) -
     } in listed
     assert len(listed) == len(catalogue())
     assert {p["status"] for p in listed} >= {400, 401, 403, 404, 405, 409, 412, 413, 415, 422, 429, 503}
+
+
+def test_nul_characters_are_refused_anywhere_on_either_backend(api: Api) -> None:
+    before = api.positions()
+    in_body = api.post("/cases", registration(narrative="来访\u0000反映"), "township_clerk")
+    assert_problem(in_body, 400, "malformed-request")
+    in_query = api.get("/cases", "township_clerk", status="accepted\x00")
+    assert_problem(in_query, 400, "malformed-request")
+    in_key = api.post("/cases", registration(), "township_clerk", **{"Idempotency-Key": "bad key"})
+    assert_problem(in_key, 422, "validation-failed")
+    assert api.positions() == before

@@ -5,8 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
+from fastapi.testclient import TestClient
+
+from api.app import create_app
 from api.keys import PrincipalKind
+from api.settings import Settings
+from projections import build_views
+from projections.runner import Runner
 from tests.api.conftest import Api
+from tests.support import World
 
 
 def accused_case(api: Api) -> UUID:
@@ -40,12 +47,41 @@ def test_a_case_read_carries_its_version_as_etag(api: Api) -> None:
     assert got.headers["ETag"] == '"2"'
 
 
-def test_views_that_have_not_reached_min_position_answer_503_with_retry_after(api: Api) -> None:
+def test_views_that_have_not_reached_min_position_answer_503_with_retry_after(
+    world: World, database_url: str
+) -> None:
+    settings = Settings(
+        database_url=database_url, rate_limit_per_second=0, read_wait_seconds=0.2, embedded_projections=False
+    )
+    with TestClient(create_app(settings, ledger=world.ledger)) as client:
+        api = Api(client, world)  # no runner follows the log in the server
+        not_built = api.get("/cases", "township_clerk")
+        assert not_built.status_code == 503
+        assert "not built" in not_built.json()["detail"]
+        follow_once(world)
+        case_id = api.register()  # the views stay before it
+        got = api.get(f"/cases/{case_id}", "township_clerk", min_position=api.positions())
+        assert got.status_code == 503
+        assert got.headers["Retry-After"] == "1"
+        assert got.json()["type"] == "urn:problem-type:dutyledger:views-not-caught-up"
+        follow_once(world)
+        assert api.get(f"/cases/{case_id}", "township_clerk", min_position=api.positions()).status_code == 200
+
+
+def follow_once(world: World) -> None:
+    """What `dutyledger projections run` does, once: bring every view up to the end of the log."""
+    runner = Runner(world.ledger, build_views(world.ledger))
+    try:
+        runner.catch_up()
+    finally:
+        runner.close()
+
+
+def test_a_min_position_beyond_the_log_is_refused_at_once(api: Api) -> None:
     case_id = api.register()
     got = api.get(f"/cases/{case_id}", "township_clerk", min_position=api.positions() + 1000)
-    assert got.status_code == 503
-    assert got.headers["Retry-After"] == "1"
-    assert got.json()["type"] == "urn:problem-type:dutyledger:views-not-caught-up"
+    assert got.status_code == 422
+    assert got.json()["type"] == "urn:problem-type:dutyledger:validation-failed"
 
 
 def test_a_cadre_reads_cases_in_its_jurisdiction_and_no_others(api: Api) -> None:

@@ -413,3 +413,20 @@ def test_the_recorder_rolls_back_the_command_row_when_an_event_key_is_taken(
         recorder.insert_events([clash], command=record)
     assert world.ledger.command_log.select_command("orphan") is None
     assert counts() == before
+
+
+def test_a_number_too_large_to_record_is_refused_not_crashed_on(world: World) -> None:
+    case_id = world.accepted()
+    world.refuse(InvalidArgument, world.township_clerk, "hold_hearing", case_id=case_id, days=2**64)
+
+
+def test_a_value_no_event_may_hold_is_refused_not_crashed_on(world: World) -> None:
+    world.refuse(InvalidArgument, world.handler, "record_dispute", source="visit", category="")
+
+
+def test_text_with_a_nul_character_is_refused_on_both_backends(world: World) -> None:
+    world.refuse(InvalidArgument, world.township_clerk, "register_case", narrative="来访\x00", intake=INTAKE,
+                 petitioner_id=uuid4())  # fmt: skip
+    with pytest.raises(InvalidArgument):
+        world.do(world.township_clerk, "register_case", intake=INTAKE, petitioner_id=uuid4(),
+                 ctx_options={"command_id": "nul\x00id"})  # fmt: skip

@@ -1,0 +1,184 @@
+"""The HTTP API: command and query throughput and latency with 1, 8 and 32 concurrent clients.
+
+The server runs in its own process (uvicorn, one worker, embedded projections, rate limit
+off) over a ledger of a few hundred accepted cases; the clients are asyncio tasks of this
+process, one keep-alive connection each. Every figure is printed beside the same server's
+bare endpoint (`GET /health/live`: routing, JSON, no store) at the same concurrency, and
+the commands beside the ledger's own rate without HTTP, measured in the same run.
+Client and server share the machine's two cores, as they would on a small deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import orjson
+
+from api.keys import KeyStore, PrincipalKind
+from bench import synthetic
+from bench.ledger_commands import _postgres_url
+from domain.case import Intake
+from domain.clock import ManualClock
+from domain.ledger import CommandContext, Ledger
+from domain.values import Channel
+
+Request = tuple[str, str, dict[str, Any] | None, str]
+"""(method, path, JSON body or None, token)."""
+
+
+def prepare(database_url: str, cases: int = 300) -> tuple[list[tuple[UUID, str]], list[UUID], str]:
+    """A ledger of accepted cases: each with its clerk's token; the clerks; an administrator's token."""
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=2))
+    ledger = Ledger(database_url, clock=clock)
+    world = synthetic.World(ledger, clock, counties=2, towns=4)
+    keys = KeyStore(database_url)
+    tokens = {clerk: keys.create(PrincipalKind.CADRE, cadre_id=clerk)[1] for _, clerk, _, _ in world.towns}
+    admin = keys.create(PrincipalKind.ADMINISTRATOR, cadre_id=world.admin)[1]
+    keys.close()
+    made = []
+    for number in range(cases):
+        _, clerk, _, _ = world.towns[number % len(world.towns)]
+        ctx = CommandContext(actor_id=clerk, narrative="登记")
+        intake = Intake(channel=Channel.VISIT, category="wage_arrears")
+        case_id = ledger.register_case(ctx, intake=intake, petitioner_id=uuid4()).aggregate_id
+        ledger.accept_case(CommandContext(actor_id=clerk, narrative="受理"), case_id=case_id)
+        made.append((case_id, tokens[clerk]))
+    ledger.close()
+    return made, [clerk for _, clerk, _, _ in world.towns], admin
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DUTYLEDGER_DATABASE_URL": database_url, "DUTYLEDGER_RATE_LIMIT_PER_SECOND": "0"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the server did not start")
+
+
+async def drive(base: str, requests: list[Request], clients: int) -> tuple[float, list[float], int]:
+    """Send `requests` over `clients` keep-alive connections; (requests/s, latencies in ms, non-2xx answers).
+
+    A minimal HTTP/1.1 client on asyncio streams: a general-purpose client (httpx) costs more
+    CPU per request than the server's bare endpoint, and would measure itself.
+    """
+    host, port = base.removeprefix("http://").split(":")
+    latencies: list[float] = []
+    failures = 0
+    queue = iter(requests)
+
+    async def worker() -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection(host, int(port))
+        for method, path, body, token in queue:
+            payload = orjson.dumps(body) if body is not None else b""
+            head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            if body is not None:
+                head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+            began = time.perf_counter()
+            writer.write(head.encode() + b"\r\n" + payload)
+            await writer.drain()
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            latencies.append((time.perf_counter() - began) * 1000)
+            failures += status >= 300
+        writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return len(requests) / (time.perf_counter() - began), latencies, failures
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def line(label: str, rate: float, latencies: list[float], failures: int, baseline: float) -> str:
+    failed = f"  ({failures} not 2xx!)" if failures else ""
+    return (
+        f"  {label:<34} {rate:7.0f}/s   p50 {percentile(latencies, 0.5):6.1f} ms   "
+        f"p99 {percentile(latencies, 0.99):6.1f} ms   ratio to bare {rate / baseline:4.2f}{failed}"
+    )
+
+
+def measure(database_url: str, label: str) -> None:
+    cases, clerks, admin = prepare(database_url)
+    port = free_port()
+    server = start_server(database_url, port)
+    base = f"http://127.0.0.1:{port}"
+
+    def run(requests: list[Request], clients: int) -> tuple[float, list[float], int]:
+        return asyncio.run(drive(base, requests, clients))
+
+    token = cases[0][1]
+    print(f"\n== HTTP API on {label}: uvicorn, 1 worker; client in the same machine ==")
+    try:
+        for clients in (1, 8, 32):
+            count = 300 if clients == 1 else 1200
+            bare = run([("GET", "/health/live", None, token)] * count, clients)
+            actions = [
+                ("POST", f"/cases/{case_id}/actions", {"narrative": f"走访{n}", "kind": "visit"}, key)
+                for n, (case_id, key) in enumerate(cases * (count // len(cases) + 1))
+            ][:count]
+            commands = run(actions, clients)
+            print(f"{clients} client(s):")
+            print(line("bare GET /health/live", bare[0], bare[1], bare[2], bare[0]))
+            print(line("command POST /cases/{id}/actions", *commands, bare[0]))
+            if clients == 32:
+                gets = [("GET", f"/cases/{case_id}", None, key) for case_id, key in cases * 4][:count]
+                print(line("query GET /cases/{id}", *run(gets, clients), bare[0]))
+                query = "from=2020-01-01T00%3A00%3A00%2B08%3A00&to=2030-01-01T00%3A00%3A00%2B08%3A00"
+                accountability = [
+                    ("GET", f"/cadres/{clerks[n % len(clerks)]}/accountability?{query}", None, admin)
+                    for n in range(count)
+                ]
+                print(line("query GET /cadres/{id}/accountability", *run(accountability, clients), bare[0]))
+        print(
+            "  targets (SQLite): commands ≥ 800/s at 32 clients, p99 ≤ 100 ms; queries ≥ 2,000/s, p99 ≤ 50 ms"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def run_all(backend: str = "all") -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        if backend in ("sqlite", "all"):
+            measure(f"sqlite:///{Path(folder) / 'http.sqlite'}", "SQLite")
+        if backend in ("postgres", "all"):
+            url = _postgres_url()
+            if url is None:
+                print("\n== HTTP API on PostgreSQL: skipped, no server at 127.0.0.1:5432 ==")
+            else:
+                measure(url, "PostgreSQL")
