@@ -12,9 +12,9 @@ from api import commands, problems
 from api.access import ApiKeys
 from api.identity import IdentityStore
 from api.keys import KeyStore
-from api.limits import RateLimiter, install_body_limits
+from api.limits import RateLimiter, RequestLimits
 from api.reading import ViewReader
-from api.routes import cadres, cases, keys, petitioners, units
+from api.routes import cadres, cases, keys, petitioners, records, units
 from api.settings import Settings, get_settings
 from domain.ledger import Ledger
 from domain.storage.url import redacted
@@ -87,9 +87,9 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     problems.install(app)
-    install_body_limits(app, settings.max_body_bytes)
+    app.add_middleware(RequestLimits, max_bytes=settings.max_body_bytes)
     app.include_router(commands.router())
-    for module in (cases, petitioners, cadres, units, keys):
+    for module in (cases, petitioners, cadres, units, records, keys):
         app.include_router(module.router)
 
     @app.get(

@@ -21,9 +21,11 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.resources import files
 from typing import Annotated, Any
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -76,6 +78,12 @@ def _case(command: str, path: str, narrative: str, **example: Any) -> Route:
     return Route(command, f"/cases/{{case_id}}{path}", "case commands", {"narrative": narrative, **example})
 
 
+def _packaged(name: str) -> dict[str, Any]:
+    """A packaged rules file, as an example body."""
+    loaded: dict[str, Any] = orjson.loads(files("domain.rules").joinpath("data", name).read_bytes())
+    return loaded
+
+
 ROUTES: tuple[Route, ...] = (
     Route(
         "register_case",
@@ -92,7 +100,7 @@ ROUTES: tuple[Route, ...] = (
     _case("assign_case", "/assign", "交办镇政府限期办理", to_unit_id=EXAMPLE_UNIT, due="2026-12-31"),
     _case("object_to_assignment", "/objection", "该事项不属本单位职责，提出异议"),
     _case("accept_case", "/accept", "符合受理条件，予以受理并告知"),
-    _case("decline_case", "/decline", "已经或者依法应当通过诉讼解决", reason="litigation"),
+    _case("decline_case", "/decline", "不属本机关职责范围，告知向有权机关提出", reason="not_competent"),
     _case("appoint_owning_leader", "/owning-leader", "由副县长包案", leader_id=EXAMPLE_CADRE),
     _case("assign_handler", "/handler", "指定承办人", handler_id=EXAMPLE_CADRE),
     _case("assign_responsibility", "/responsible-person", "明确责任人", cadre_id=EXAMPLE_CADRE),
@@ -174,7 +182,7 @@ ROUTES: tuple[Route, ...] = (
         {
             "narrative": "未在法定期限内出具处理意见",
             "cadre_id": EXAMPLE_CADRE,
-            "obligation": "reply_on_time",
+            "obligation": "missed_deadline",
             "proof": [{"aggregate_id": EXAMPLE_CASE, "version": 3}],
             "case_id": EXAMPLE_CASE,
         },
@@ -222,6 +230,21 @@ ROUTES: tuple[Route, ...] = (
         {"narrative": "授权", "roles": ["inspector"]},
     ),
     Route("retire_cadre", "/cadres/{cadre_id}/retire", "registry commands", {"narrative": "退休"}),
+    Route(
+        "publish_rule_set",
+        "/rules/rule-sets",
+        "registry commands",
+        {
+            "narrative": "省信访局发布新版办理期限规则",
+            "rule_set": _packaged("ruleset-CN-HA-1.json") | {"version": 2},
+        },
+    ),
+    Route(
+        "publish_holidays",
+        "/rules/holidays",
+        "registry commands",
+        {"narrative": "发布2026年节假日安排", "holidays": _packaged("holidays-CN-2026.json")},
+    ),
     Route(
         "correct_record",
         "/records/{aggregate_id}/corrections",
