@@ -19,11 +19,12 @@ from uuid import UUID
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.keys import KeyStore, Principal, PrincipalKind
+from api.keys import KIND_ROLES, KeyStore, Principal, PrincipalKind
 from api.problems import FORBIDDEN, OUT_OF_SCOPE, UNAUTHENTICATED, ApiProblem
 from domain.case import accuses
 from domain.errors import NotActive, NotFound
 from domain.ledger import Ledger
+from domain.values import Role
 from projections.queries import CaseRow
 
 
@@ -72,9 +73,17 @@ def acting_cadre(caller: Caller) -> UUID:
     return caller.cadre_id
 
 
-def administrator(caller: Caller) -> Principal:
-    if caller.kind is not PrincipalKind.ADMINISTRATOR:
+def administrator(request: Request, caller: Caller) -> Principal:
+    """An administrator's key whose cadre is in service and still holds the administrator role."""
+    if caller.kind is not PrincipalKind.ADMINISTRATOR or caller.cadre_id is None:
         raise ApiProblem(FORBIDDEN, "only an administrator's key may do this")
+    ledger: Ledger = request.app.state.ledger
+    try:
+        actor = ledger.actor_at(caller.cadre_id)
+    except (NotFound, NotActive) as error:
+        raise ApiProblem(FORBIDDEN, f"this key's cadre cannot administer: {error.detail}") from None
+    if Role.ADMINISTRATOR not in actor.cadre.roles:
+        raise ApiProblem(FORBIDDEN, "this key's cadre no longer holds the administrator role")
     return caller
 
 
@@ -132,6 +141,9 @@ def read_scope(request: Request, caller: Caller) -> ReadScope:
     except (NotFound, NotActive) as error:
         raise ApiProblem(FORBIDDEN, f"this key's cadre cannot read: {error.detail}") from None
     own = actor.unit_id
+    role = KIND_ROLES.get(caller.kind)
+    if role is not None and role not in actor.cadre.roles:
+        raise ApiProblem(FORBIDDEN, f"this key's cadre no longer holds the {role} role")
     if caller.kind is PrincipalKind.ADMINISTRATOR:
         return ReadScope(everything=True, cadre_id=caller.cadre_id, own_unit_id=own)
     units = caller.scope_unit_ids if caller.kind is PrincipalKind.INSPECTOR else frozenset({actor.scope.id})

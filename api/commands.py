@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from api.access import acting_cadre
 from api.problems import PRECONDITION_MALFORMED, ApiProblem, Problem
+from domain.errors import VersionConflict
 from domain.ledger import CommandContext, CommandResult, Ledger
 from domain.values import Evidence
 
@@ -287,13 +288,18 @@ def _title(command: str) -> str:
 
 
 def parse_if_match(value: str | None) -> int | None:
-    """The version an `If-Match` names (`"3"`, `W/"3"` or `3`); None for absent or `*`."""
+    """The version an `If-Match` names (`"3"`, or bare `3`); None for absent or `*`.
+
+    A weak tag (`W/"3"`) never matches: If-Match compares strongly (RFC 9110 §13.1.1).
+    """
     if value is None or value.strip() == "*":
         return None
-    match = re.fullmatch(r'\s*(?:W/)?"?(\d{1,18})"?\s*', value)
+    match = re.fullmatch(r'\s*(W/)?"?(\d{1,18})"?\s*', value)
     if match is None:
         raise ApiProblem(PRECONDITION_MALFORMED, f"If-Match {value!r} is not a version tag this API gave")
-    return int(match.group(1))
+    if match.group(1):
+        raise VersionConflict("a weak entity tag never matches If-Match; send the ETag as given")
+    return int(match.group(2))
 
 
 def answer_of(result: CommandResult) -> CommandAnswer:
@@ -329,12 +335,17 @@ def _endpoint(route: Route) -> tuple[Callable[..., CommandAnswer], type[BaseMode
     body_model.model_config["json_schema_extra"] = {"examples": [route.example]}
     body_model.model_rebuild(force=True)
     path_types = {name: annotation for name, annotation, _ in parameters if name in in_path}
+    creates_new = route.creates is not None and not in_path
+    """A command that creates its record from nothing: no version can be expected of it."""
 
     def endpoint(request: Request, response: Response, **arguments: Any) -> CommandAnswer:
         body: Context = arguments.pop("body")
         actor: UUID = arguments.pop("actor")
         key: str | None = arguments.pop("idempotency_key")
-        expected = parse_if_match(arguments.pop("if_match"))
+        if_match = arguments.pop("if_match")
+        expected = parse_if_match(if_match)
+        if if_match is not None and creates_new:
+            raise VersionConflict("If-Match names a record this command creates: it does not exist yet")
         ledger: Ledger = request.app.state.ledger
         ctx = CommandContext(
             actor_id=actor,

@@ -131,11 +131,16 @@ def file_identity(
     """
     command_id = ctx.command_id or str(uuid4())
     petitioner_id = derived_id("petitioner", command_id)
+    earlier = ledger.command_log.select_command(command_id)
+    name = earlier.name if earlier is not None else "identify_petitioner"
+    used = (
+        f"command id {command_id!r} was already used for a different {name} command"  # as the ledger says it
+    )
+    if earlier is not None and earlier.aggregate_id != petitioner_id:
+        raise IdempotencyConflict(used, command_id=command_id)  # before filing: nothing is left behind
     filed = store.put(petitioner_id, identity)
     if filed != identity:
-        raise IdempotencyConflict(
-            f"command id {command_id!r} was already used to file another identity", command_id=command_id
-        )
+        raise IdempotencyConflict(used, command_id=command_id)
     try:
         result = ledger.identify_petitioner(replace(ctx, command_id=command_id), petitioner_id=petitioner_id)
     except BaseException:

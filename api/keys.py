@@ -46,6 +46,9 @@ class PrincipalKind(StrEnum):
     ADMINISTRATOR = "administrator"  # manages keys; records registry commands as its cadre
 
 
+KIND_ROLES = {PrincipalKind.ADMINISTRATOR: Role.ADMINISTRATOR, PrincipalKind.INSPECTOR: Role.INSPECTOR}
+"""The role a key's cadre must hold for the key to act as its kind (checked again at every use)."""
+
 NEEDS_CADRE = frozenset({PrincipalKind.CADRE, PrincipalKind.INSPECTOR, PrincipalKind.ADMINISTRATOR})
 
 
@@ -206,8 +209,9 @@ def check_key_request(
     """The cadre and units a new key names exist, and an administrator's cadre holds that role."""
     if cadre_id is not None:
         cadre = ledger.peek(Cadre, cadre_id)
-        if kind is PrincipalKind.ADMINISTRATOR and Role.ADMINISTRATOR not in cadre.roles:
-            raise KeyRefused("an administrator key needs a cadre with the administrator role")
+        role = KIND_ROLES.get(kind)
+        if role is not None and role not in cadre.roles:
+            raise KeyRefused(f"an {kind} key needs a cadre with the {role} role")
     for unit_id in scope_unit_ids:
         ledger.peek(Unit, unit_id)
 

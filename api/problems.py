@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from eventsourcing.persistence import ConnectionUnavailableError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -82,6 +83,7 @@ RATE_LIMITED = ProblemType("rate-limited", 429, "Too many requests for this key;
 NOT_CAUGHT_UP = ProblemType(
     "views-not-caught-up", 503, "The views have not yet reached the requested position"
 )
+BUSY = ProblemType("store-busy", 503, "The store is saturated; retry shortly")
 INTERNAL = ProblemType("internal-error", 500, "The server failed; nothing was recorded")
 
 API_PROBLEMS = (
@@ -97,6 +99,7 @@ API_PROBLEMS = (
     PRECONDITION_MALFORMED,
     RATE_LIMITED,
     NOT_CAUGHT_UP,
+    BUSY,
     INTERNAL,
 )
 
@@ -196,11 +199,27 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        kinds = {404: ROUTE_NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: TOO_LARGE, 415: UNSUPPORTED_MEDIA_TYPE}
+        kinds = {
+            400: MALFORMED_REQUEST,
+            404: ROUTE_NOT_FOUND,
+            405: METHOD_NOT_ALLOWED,
+            413: TOO_LARGE,
+            415: UNSUPPORTED_MEDIA_TYPE,
+        }
         kind = kinds.get(error.status_code) or ProblemType(
             f"http-{error.status_code}", error.status_code, str(error.detail)
         )
         return problem_response(request, kind, str(error.detail), dict(error.headers or {}))
+
+    @app.exception_handler(OverflowError)
+    async def overflow(request: Request, error: OverflowError) -> JSONResponse:
+        detail = "a time or date is beyond what can be counted from it (the calendar's range)"
+        return problem_response(request, VALIDATION_FAILED, detail)
+
+    @app.exception_handler(ConnectionUnavailableError)
+    async def busy(request: Request, error: ConnectionUnavailableError) -> JSONResponse:
+        detail = "every connection to the store stayed busy; nothing was recorded by this request"
+        return problem_response(request, BUSY, detail, {"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

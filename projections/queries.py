@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -157,11 +158,38 @@ def get_case(connection: ViewConnection, case_id: UUID, today: date) -> CaseRow 
     return rows[0] if rows else None
 
 
+@dataclass(frozen=True)
+class Readable:
+    """The cases a reader may list: held within these units' subtrees, or involving this cadre."""
+
+    unit_ids: frozenset[UUID]
+    cadre_id: UUID | None = None
+
+
+INVOLVED = ("first_receiver_id", "responsible_cadre_id", "handler_id", "owning_leader_id")
+
+
 def list_cases(
-    connection: ViewConnection, filters: CaseFilter, today: date, limit: int = 50, after: str | None = None
+    connection: ViewConnection,
+    filters: CaseFilter,
+    today: date,
+    limit: int = 50,
+    after: str | None = None,
+    readable: Readable | None = None,
 ) -> Page:
-    """Cases in registration order (oldest first), `limit` at a time, resuming after a cursor."""
+    """Cases in registration order (oldest first), `limit` at a time, resuming after a cursor.
+
+    With `readable`, only the cases a reader may see (decided in SQL, so a reader who may see
+    few cases never makes the query walk the whole table page by page).
+    """
     clauses, params = _filter_clauses(filters)
+    if readable is not None:
+        either = [f"unit_path LIKE :scope_{n}" for n in range(len(readable.unit_ids))]
+        params |= {f"scope_{n}": f"%/{unit}/%" for n, unit in enumerate(sorted(readable.unit_ids, key=str))}
+        if readable.cadre_id is not None:
+            either += [f"{column} = :reader" for column in INVOLVED]
+            params["reader"] = str(readable.cadre_id)
+        clauses.append(f"({' OR '.join(either) or '1 = 0'})")
     if after is not None:
         registered_at, case_id = _decode_cursor(after)
         clauses.append("(registered_at > :after_at OR (registered_at = :after_at AND case_id > :after_id))")
@@ -301,7 +329,7 @@ def _named(statement: str, params: dict[str, Any]) -> tuple[str, Sequence[Any]]:
         values.append(params[match.group(1)])
         return "?"
 
-    return re.sub(r":([a-z_]+)", replace, statement), values
+    return re.sub(r":([a-z_][a-z0-9_]*)", replace, statement), values
 
 
 def _utc_text(moment: datetime) -> str:

@@ -19,11 +19,11 @@ from domain.ledger import Ledger
 from projections.queries import (
     CaseFilter,
     CaseRow,
+    Readable,
     Responsibility,
     TimelineRow,
     case_as_of,
     case_timeline,
-    cursor_of,
     get_case,
     list_cases,
     responsibility_at,
@@ -93,21 +93,38 @@ def _visible(request: Request, views: ViewConnection, reader: ReadScope, case_id
     if row is None:
         raise NotFound(f"no case {case_id}", kind="Case")
     reader.check_case(row)
-    return _shown(request, [row], reader)[0]
+    return _shown(request, views, [row], reader)[0]
 
 
-def _shown(request: Request, rows: list[CaseRow], reader: ReadScope) -> list[CaseView]:
-    """The rows as this reader may see them: the petitioner withheld from the accused."""
+def _shown(request: Request, views: ViewConnection, rows: list[CaseRow], reader: ReadScope) -> list[CaseView]:
+    """The rows as this reader may see them: what identifies the petitioner withheld from the accused.
+
+    That is the petitioner's id, and the link to an earlier petition of the same petitioner
+    (`repeat_of`) in either direction: from a case accusing the reader, and to one.
+    """
     identities: IdentityStore = request.app.state.identities
     statuses = identities.statuses(row.petitioner_id for row in rows)
+    earlier = {row.repeat_of for row in rows if row.repeat_of is not None}
+    accusing = {
+        case_id
+        for case_id in earlier
+        if (found := get_case(views, case_id, _today(request))) is not None and reader.accused_in(found)
+    }
     shown = []
     for row in rows:
         if reader.accused_in(row):
-            hidden = {"petitioner_id": None, "petitioner_withheld": True, "petitioner_identity": "withheld"}
+            hidden = {
+                "petitioner_id": None,
+                "petitioner_withheld": True,
+                "petitioner_identity": "withheld",
+                "repeat_of": None,
+            }
             shown.append(CaseView.model_validate(row.model_dump() | hidden))
-        else:
-            status = statuses[row.petitioner_id]
-            shown.append(CaseView.model_validate(row.model_dump() | {"petitioner_identity": status}))
+            continue
+        seen: dict[str, object] = {"petitioner_identity": statuses[row.petitioner_id]}
+        if row.repeat_of in accusing:
+            seen["repeat_of"] = None
+        shown.append(CaseView.model_validate(row.model_dump() | seen))
     return shown
 
 
@@ -129,20 +146,15 @@ def list_some(
     after: Annotated[str | None, Query(description="The `next` cursor of the previous page.")] = None,
 ) -> CasePage:
     """Cases in registration order; only those this key may read (filters narrow further)."""
-    shown: list[CaseView] = []
-    cursor = after
-    while True:
-        try:
-            page = list_cases(views, filters, _today(request), limit=limit, after=cursor)
-        except ValueError as error:
-            raise ApiProblem(VALIDATION_FAILED, str(error)) from None
-        shown += _shown(request, [row for row in page.items if reader.sees_case(row)], reader)
-        if len(shown) >= limit or page.next is None:
-            break
-        cursor = page.next
-    more = shown[limit:] or page.next is not None
-    shown = shown[:limit]
-    return CasePage(items=shown, next=cursor_of(shown[-1]) if more and shown else None)
+    for moment in (filters.registered_from, filters.registered_to):
+        if moment is not None:
+            _aware(moment)
+    readable = None if reader.everything else Readable(reader.unit_ids, reader.cadre_id)
+    try:
+        page = list_cases(views, filters, _today(request), limit=limit, after=after, readable=readable)
+    except ValueError as error:
+        raise ApiProblem(VALIDATION_FAILED, str(error)) from None
+    return CasePage(items=_shown(request, views, page.items, reader), next=page.next)
 
 
 @router.get("/{case_id}/timeline", response_model=list[TimelineRow], summary="Get every event of a case.")
@@ -152,15 +164,21 @@ def timeline(request: Request, case_id: UUID, views: Views, reader: Reader) -> l
     A reader the petition accuses sees neither the petitioner's id nor the petition's evidence.
     """
     case = _visible(request, views, reader, case_id)
-    rows = case_timeline(views, case_id)
+    return [_as_shown(row, case) for row in case_timeline(views, case_id)]
+
+
+def _as_shown(row: TimelineRow, case: CaseView) -> TimelineRow:
+    """The row with no more of the petitioner than the case shows this reader.
+
+    For a reader the petition accuses: no petitioner id, no link to an earlier petition, and
+    no evidence attached at registration (the accusation's materials).
+    """
+    details = dict(row.details)
+    if "repeat_of" in details:
+        details["repeat_of"] = None if case.repeat_of is None else str(case.repeat_of)
     if not case.petitioner_withheld:
-        return rows
-    return [_withheld(row) for row in rows]
-
-
-def _withheld(row: TimelineRow) -> TimelineRow:
-    """The row without the petitioner's id or the accusation's evidence (attached at registration)."""
-    details = {k: v for k, v in row.details.items() if k != "petitioner_id"}
+        return row.model_copy(update={"details": details})
+    details.pop("petitioner_id", None)
     evidence = [] if row.type in ("Registered", "Escalated") else row.evidence
     return row.model_copy(update={"details": details, "evidence": evidence})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import Caller, acting_cadre, administrator
@@ -74,6 +74,7 @@ def _store(request: Request) -> IdentityStore:
 )
 def file(
     request: Request,
+    response: Response,
     body: FileIdentity,
     actor: Annotated[UUID, Depends(acting_cadre)],
     key: IdempotencyKey = None,
@@ -82,6 +83,8 @@ def file(
     ctx = CommandContext(actor_id=actor, narrative=body.narrative, command_id=key)
     identity = Identity.model_validate(body.model_dump(exclude={"narrative"}))
     result, petitioner_id = file_identity(request.app.state.ledger, _store(request), ctx, identity)
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return FiledIdentity(**answer_of(result).model_dump(), petitioner_id=petitioner_id)
 
 

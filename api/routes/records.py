@@ -11,14 +11,15 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from api.access import Caller
 from api.keys import PrincipalKind
-from api.problems import FORBIDDEN, ApiProblem
+from api.problems import FORBIDDEN, OUT_OF_SCOPE, ApiProblem
 from api.routes.common import READ_ERRORS, Reader
 from domain.aggregate import LedgerAggregate
+from domain.case import Case
 from domain.dispute import Dispute
 from domain.inquiry import Inquiry
 from domain.ledger import Ledger
 from domain.meeting import Meeting
-from domain.registry import Unit
+from domain.registry import Cadre, Unit
 
 router = APIRouter(responses=READ_ERRORS)
 A = TypeVar("A", bound=LedgerAggregate)
@@ -102,11 +103,16 @@ def dispute(request: Request, dispute_id: UUID, reader: Reader) -> DisputeView:
 @router.get(
     "/inquiries/{inquiry_id}", response_model=InquiryView, tags=["inquiry queries"], summary="Get an inquiry."
 )
-def inquiry(request: Request, inquiry_id: UUID, caller: Caller) -> InquiryView:
-    """The inquiry as recorded so far; for inspectors' and administrators' keys only."""
+def inquiry(request: Request, inquiry_id: UUID, caller: Caller, reader: Reader) -> InquiryView:
+    """The inquiry as recorded so far: administrators', and inspectors' whose units it looks into."""
     if caller.kind not in (PrincipalKind.INSPECTOR, PrincipalKind.ADMINISTRATOR):
         raise ApiProblem(FORBIDDEN, "inquiries are read by inspectors and administrators")
     found = _record(request, Inquiry, inquiry_id)
+    if caller.kind is PrincipalKind.INSPECTOR:
+        units = [_record(request, Case, case_id).unit_id for case_id in found.case_ids]
+        units += [_record(request, Cadre, cadre_id).posting.unit_id for cadre_id in found.cadre_ids]
+        if not any(reader.covers(_unit_path(request, unit_id)) for unit_id in units):
+            raise ApiProblem(OUT_OF_SCOPE, "the inquiry looks into nothing within this key's units")
     return InquiryView.model_validate(
         {
             "id": found.id,

@@ -59,7 +59,7 @@ class CaseCommands(LedgerCore):
         to_unit = work.peek(Unit, to_unit_id)
         if not work.actor.covers(to_unit):
             raise NotAllowed("a case can only be assigned to a unit within the assigner's jurisdiction")
-        case.assign(work.stamp, to_unit.id, work.deadlines_for(to_unit), due)
+        case.assign(work.stamp, to_unit.id, work.deadlines_for(to_unit), work.due(due))
         return case.id
 
     @command
@@ -211,7 +211,7 @@ class CaseCommands(LedgerCore):
     def issue_supervision(self, work: Work, case_id: UUID, due: date | None = None) -> UUID:
         """Issue a supervision order (督办) on the case; the handling unit must report back."""
         case = self._case(work, case_id)
-        case.issue_supervision(work.stamp, due, work.case_deadlines(case))
+        case.issue_supervision(work.stamp, work.due(due), work.case_deadlines(case))
         return case.id
 
     @command

@@ -66,12 +66,14 @@ class MeetingCommands(LedgerCore):
         meeting_unit = work.peek(Unit, meeting.unit_id)
         case = work.get(Case, case_id)
         assert case.unit_id is not None
+        case.check_recusal(work.actor.id, work.actor.unit_id)
         if not work.actor.covers(meeting_unit) or meeting_unit.id not in work.peek(Unit, case.unit_id).path:
             raise NotAllowed("a meeting studies cases held within its own territory")
         leader = work.resolve_cadre(owning_leader_id)
         person = work.resolve_cadre(responsible_cadre_id)
         if meeting_unit.id not in person.unit.path:
             raise NotAllowed("the responsible unit must lie within the meeting's territory")
+        work.due(due)
         meeting.study_case(work.stamp, case.id, leader.id, person.unit_id, person.id, due)
         case.study_at_meeting(work.stamp, meeting.id, due, work.case_deadlines(case))
         if case.owning_leader_id != leader.id:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from threading import Lock
 from typing import TYPE_CHECKING, Protocol, TypeVar
 from uuid import UUID, uuid5
@@ -40,6 +40,9 @@ class Peek(Protocol):
 
     def __call__(self, cls: type[A], aggregate_id: UUID) -> A: ...
 
+
+DUE_HORIZON = timedelta(days=3650)
+"""A fixed deadline further than this from when it is set is a mistake (or a placeholder), not a deadline."""
 
 CLOCK_SKEW = timedelta(seconds=5)
 """How far a caller's occurred_at may run ahead of the ledger's clock: drift, recorded as "now"."""
@@ -260,6 +263,14 @@ class Work:
     def deadlines_for(self, unit: Unit) -> Deadlines:
         """The rules in force now for `unit`'s jurisdiction."""
         return self.rule_book.deadlines_for(unit.jurisdiction, self.occurred_at)
+
+    def due(self, day: date | None) -> date | None:
+        """A fixed deadline the caller set, if it lies within `DUE_HORIZON` of the business date."""
+        if day is not None and abs(day - self.occurred_at.date()) > DUE_HORIZON:
+            raise InvalidArgument(
+                f"a due date must lie within {DUE_HORIZON.days} days of when it is set, not {day.isoformat()}"
+            )
+        return day
 
     def case_deadlines(self, case: Case) -> Deadlines:
         """The rules the case was accepted under; before acceptance, those of its current unit."""

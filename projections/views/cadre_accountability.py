@@ -530,4 +530,7 @@ class CadreAccountabilityView(View):
 
 def _due_end(due: date) -> str:
     """The moment a due date ends (midnight after it, Beijing time), as UTC text."""
-    return moment_text(datetime.combine(due + timedelta(days=1), time(0), ZONE))
+    try:
+        return moment_text(datetime.combine(due + timedelta(days=1), time(0), ZONE))
+    except OverflowError:  # refused by the ledger since; never let one stored date stall the view
+        return "9999-12-31T23:59:59.999999Z" if due.year > 1 else "0001-01-01T00:00:00.000000Z"

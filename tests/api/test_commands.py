@@ -189,3 +189,12 @@ def test_registry_commands_need_the_administrator_role(api: Api) -> None:
     created = api.post("/units", body, "admin")
     assert created.status_code == 201, created.text
     assert created.headers["Location"] == f"/units/{created.json()['aggregate_id']}"
+
+
+def test_a_weak_entity_tag_never_matches_if_match(api: Api) -> None:
+    case_id = api.register()
+    answer = api.post(
+        f"/cases/{case_id}/accept", {"narrative": "受理"}, "township_clerk", **{"If-Match": 'W/"1"'}
+    )
+    assert answer.status_code == 412
+    assert api.world.case(case_id).version == 1

@@ -137,3 +137,12 @@ def test_an_administrator_key_needs_an_administrator_cadre(api: Api) -> None:
     )
     assert answer.status_code == 422
     assert api.client.post("/admin/keys", json={"kind": "cadre"}, headers=admin).status_code == 422
+
+
+def test_an_inspector_key_stops_reading_once_its_cadre_loses_the_role(api: Api) -> None:
+    _, token = api.keys.create(
+        PrincipalKind.INSPECTOR, cadre_id=api.world.inspector, scope_unit_ids=[api.world.city]
+    )
+    assert api.client.get("/cases", headers=bearer(token)).status_code == 200
+    api.world.do(api.world.admin, "change_roles", cadre_id=api.world.inspector, roles=frozenset())
+    assert api.client.get("/cases", headers=bearer(token)).status_code == 403

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+from eventsourcing.persistence import ConnectionUnavailableError
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -100,3 +102,15 @@ def test_nul_characters_are_refused_anywhere_on_either_backend(api: Api) -> None
     in_key = api.post("/cases", registration(), "township_clerk", **{"Idempotency-Key": "bad key"})
     assert_problem(in_key, 422, "validation-failed")
     assert api.positions() == before
+
+
+def test_a_saturated_store_is_503_with_retry_after_not_a_500(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def saturated(*args: object, **kwargs: object) -> None:
+        raise ConnectionUnavailableError("Timed out waiting for connection pool semaphore")
+
+    monkeypatch.setattr(api.world.ledger.recorder, "insert_events", saturated)
+    answer = api.post("/cases", registration(), "township_clerk")
+    assert_problem(answer, 503, "store-busy")
+    assert answer.headers["Retry-After"] == "1"

@@ -309,3 +309,11 @@ def test_a_leapfrog_petition_counts_against_the_unit_holding_the_case_at_that_ti
         (BureauLevel.PROVINCIAL, world.township),
     ]
     assert world.case(case_id).leapfrog_count == 2
+
+
+def test_a_due_date_more_than_ten_years_away_is_refused(world: World) -> None:
+    case_id = world.accepted()
+    world.refuse(
+        InvalidArgument, world.county_clerk, "issue_supervision", case_id=case_id, due=date(9999, 12, 31)
+    )
+    world.refuse(InvalidArgument, world.county_clerk, "issue_supervision", case_id=case_id, due=date(1, 1, 1))
