@@ -48,9 +48,11 @@ class InquiryCommands(LedgerCore):
         """Record which obligation a cadre breached, citing the events that prove it."""
         work.actor.require(Role.INSPECTOR, "record findings")
         inquiry = work.target(Inquiry, inquiry_id)
-        work.peek(Cadre, cadre_id)
+        self._check_covered(work, self._last_unit(work, cadre_id))
         if case_id is not None:
-            work.peek(Case, case_id)
+            case = work.peek(Case, case_id)
+            assert case.unit_id is not None
+            self._check_covered(work, case.unit_id)
         for ref in proof:
             self._check_exists(ref)
         inquiry.record_finding(work.stamp, cadre_id, obligation, case_id, proof)

@@ -87,7 +87,12 @@ def test_an_inspector_looks_only_within_their_jurisdiction(world: World) -> None
     world.advance(hours=1)
     world.refuse(NotAllowed, county_inspector, "open_inquiry", case_ids=frozenset({henan_case}))
     world.refuse(NotAllowed, county_inspector, "open_inquiry", cadre_ids=frozenset({world.henan_clerk}))
-    world.do(county_inspector, "open_inquiry", cadre_ids=frozenset({world.handler}))
+    inquiry_id = world.do(county_inspector, "open_inquiry", cadre_ids=frozenset({world.handler})).aggregate_id
+    world.advance(hours=1)
+    proof = (EventRef(aggregate_id=henan_case, version=1),)
+    for outside in ({"cadre_id": world.henan_clerk}, {"cadre_id": world.handler, "case_id": henan_case}):
+        world.refuse(NotAllowed, county_inspector, "record_finding", inquiry_id=inquiry_id,
+                     obligation=Obligation.DELAY, proof=proof, **outside)  # fmt: skip
 
 
 def test_an_inquiry_may_look_into_a_cadre_who_has_since_retired(world: World, case_id: UUID) -> None:
