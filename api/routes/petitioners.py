@@ -57,6 +57,7 @@ class PetitionerIdentity(BaseModel):
 class Erasure(BaseModel):
     """Why the identity is erased."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"narrative": "信访人书面申请删除个人信息"}]})
     narrative: str
 
 

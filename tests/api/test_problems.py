@@ -114,3 +114,15 @@ def test_a_saturated_store_is_503_with_retry_after_not_a_500(
     answer = api.post("/cases", registration(), "township_clerk")
     assert_problem(answer, 503, "store-busy")
     assert answer.headers["Retry-After"] == "1"
+
+
+def test_every_operation_is_documented_with_a_summary_and_every_body_with_an_example(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("summary"), (method, path)
+            body = operation.get("requestBody")
+            if body:
+                name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+                assert schemas[name].get("examples"), (method, path)
