@@ -69,7 +69,7 @@ Caller = Annotated[Principal, Depends(principal)]
 def acting_cadre(caller: Caller) -> UUID:
     """The cadre a command is recorded as: the key's own, never one named in the request."""
     if caller.cadre_id is None:
-        raise ApiProblem(FORBIDDEN, f"a {caller.kind} key records nothing; commands need a cadre's key")
+        raise ApiProblem(FORBIDDEN, "an integrator key records nothing; commands need a cadre's key")
     return caller.cadre_id
 
 
