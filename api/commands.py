@@ -30,7 +30,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from api.access import acting_cadre
-from api.problems import PRECONDITION_MALFORMED, ApiProblem, Problem
+from api.problems import PRECONDITION_MALFORMED, ApiProblem, documented
 from domain.errors import VersionConflict
 from domain.ledger import CommandContext, CommandResult, Ledger
 from domain.values import Evidence
@@ -390,9 +390,8 @@ def _endpoint(route: Route) -> tuple[Callable[..., CommandAnswer], type[BaseMode
     return endpoint, body_model
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
-    for status, text in {
+ERRORS = documented(
+    {
         400: "Malformed body or If-Match",
         401: "No valid API key",
         403: "The key's cadre may not do this (jurisdiction, role, recusal)",
@@ -403,8 +402,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         422: "The body breaks the schema or a rule of petition work",
         429: "Too many requests for this key",
         503: "The views have not caught up (see Retry-After)",
-    }.items()
-}
+    }
+)
 
 
 def router() -> APIRouter:

@@ -157,8 +157,9 @@ def read_identity(
 
     Nothing is recorded when there is nothing to read (never on file, or erased).
     """
-    if not isinstance(store.get(petitioner_id), Identity):
-        return store.get(petitioner_id)
+    status = store.statuses([petitioner_id])[petitioner_id]
+    if status is not IdentityStatus.ON_FILE:
+        return status
     ledger.access_identity(ctx, case_id=case_id)
     return store.get(petitioner_id)
 

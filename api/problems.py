@@ -104,6 +104,14 @@ API_PROBLEMS = (
 )
 
 
+def documented(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these statuses, each a problem document with its description."""
+    return {
+        status: {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": text}
+        for status, text in descriptions.items()
+    }
+
+
 def ledger_status(error: type[LedgerError]) -> int:
     """The HTTP status of a domain refusal, by its branch of `domain.errors`."""
     if issubclass(error, errors.VersionConflict):

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import typer
 
 from api.cli.common import DatabaseUrlOption, open_ledger, parse_id
 from api.keys import ApiKey, KeyRefused, KeyStore, PrincipalKind, check_key_request
+from domain.ledger import Ledger
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+
+@contextmanager
+def open_keys(database_url: str | None) -> Iterator[tuple[Ledger, KeyStore]]:
+    """The configured ledger and its key table, both closed afterwards."""
+    with open_ledger(database_url) as ledger:
+        keys = KeyStore(ledger.database_url)
+        try:
+            yield ledger, keys
+        finally:
+            keys.close()
 
 
 def _record(key: ApiKey) -> dict[str, object]:
@@ -43,8 +57,7 @@ def create(
     """Create a key; its token is printed once and never stored (only its hash is)."""
     cadre_id = parse_id(cadre, "cadre id") if cadre else None
     units = [parse_id(unit, "unit id") for unit in scope]
-    with open_ledger(database_url) as ledger:
-        keys = KeyStore(ledger.database_url)
+    with open_keys(database_url) as (ledger, keys):
         try:
             check_key_request(ledger, kind, cadre_id, units)
             key, token = keys.create(
@@ -52,8 +65,6 @@ def create(
             )
         except KeyRefused as error:
             raise typer.BadParameter(str(error)) from None
-        finally:
-            keys.close()
     if as_json:
         typer.echo(json.dumps(_record(key) | {"token": token}))
     else:
@@ -66,12 +77,8 @@ def list_keys(
     database_url: str | None = DatabaseUrlOption,
 ) -> None:
     """Every key, live, expired or revoked; never a secret."""
-    with open_ledger(database_url) as ledger:
-        keys = KeyStore(ledger.database_url)
-        try:
-            found = keys.list()
-        finally:
-            keys.close()
+    with open_keys(database_url) as (_, keys):
+        found = keys.list()
     if as_json:
         typer.echo(json.dumps([_record(key) for key in found]))
         return
@@ -91,12 +98,9 @@ def revoke(
     database_url: str | None = DatabaseUrlOption,
 ) -> None:
     """Revoke a key: servers refuse it within seconds."""
-    with open_ledger(database_url) as ledger:
-        keys = KeyStore(ledger.database_url)
+    with open_keys(database_url) as (_, keys):
         try:
             key = keys.revoke(key_id)
         except KeyRefused as error:
             raise typer.BadParameter(str(error)) from None
-        finally:
-            keys.close()
     typer.echo(f"revoked {key.kind} key {key.key_id}")

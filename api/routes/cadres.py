@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 
 from api.problems import VALIDATION_FAILED, ApiProblem
-from api.routes.common import READ_ERRORS, Reader, Views
+from api.routes.common import READ_ERRORS, Reader, Views, aware
 from api.settings import Settings
 from domain.ledger import Ledger
 from domain.registry import Cadre, Unit
@@ -38,8 +38,7 @@ def accountability(
     cadre = ledger.peek(Cadre, cadre_id)
     if cadre_id != reader.cadre_id:
         reader.check_unit(ledger.peek(Unit, cadre.posting.unit_id).path)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ApiProblem(VALIDATION_FAILED, "from and to need a zone offset, as 2026-01-01T00:00:00+08:00")
+    start, end = aware(start), aware(end)
     if end < start:
         raise ApiProblem(VALIDATION_FAILED, "the window ends before it starts")
     settings: Settings = request.app.state.settings

@@ -12,7 +12,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from api.commands import etag
 from api.identity import IdentityStatus, IdentityStore
 from api.problems import VALIDATION_FAILED, ApiProblem
-from api.routes.common import READ_ERRORS, Reader, ReadScope, Views
+from api.routes.common import READ_ERRORS, Reader, ReadScope, Views, aware
 from domain.case import Case
 from domain.errors import NotFound
 from domain.ledger import Ledger
@@ -148,7 +148,7 @@ def list_some(
     """Cases in registration order; only those this key may read (filters narrow further)."""
     for moment in (filters.registered_from, filters.registered_to):
         if moment is not None:
-            _aware(moment)
+            aware(moment)
     readable = None if reader.everything else Readable(reader.unit_ids, reader.cadre_id)
     try:
         page = list_cases(views, filters, _today(request), limit=limit, after=after, readable=readable)
@@ -197,7 +197,7 @@ def as_of(
 ) -> CaseSnapshot:
     """The case replayed from its events up to `at`; 404 if it did not exist yet."""
     _visible(request, views, reader, case_id)
-    instant = _aware(at)
+    instant = aware(at)
     case = case_as_of(request.app.state.ledger, case_id, instant, axis)
     if case is None:
         raise NotFound(f"case {case_id} did not exist at {instant.isoformat()}", kind="Case")
@@ -227,14 +227,8 @@ def responsibility(
 ) -> Responsibility:
     """The unit, responsible person, handler and owning leader of the case at `at` (business time)."""
     _visible(request, views, reader, case_id)
-    instant = _aware(at)
+    instant = aware(at)
     found = responsibility_at(request.app.state.ledger, case_id, instant)
     if found is None:
         raise NotFound(f"case {case_id} was not registered by {instant.isoformat()}", kind="Case")
     return found
-
-
-def _aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ApiProblem(VALIDATION_FAILED, "an instant needs a zone offset, as 2026-11-02T09:30:00+08:00")
-    return moment

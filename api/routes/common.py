@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
 from api.access import Reader, ReadScope
-from api.problems import NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, Problem
+from api.problems import NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, documented
 from api.reading import ViewReader
 from api.settings import Settings
 from projections.store import ViewConnection
@@ -54,15 +55,22 @@ def views(request: Request, min_position: MinPosition = None) -> Iterator[ViewCo
 
 Views = Annotated[ViewConnection, Depends(views)]
 
-READ_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
-    for status, text in {
+READ_ERRORS = documented(
+    {
         401: "No valid API key",
         403: "Outside what this key may read",
         404: "No such record",
         422: "A parameter is malformed",
         503: "The views have not reached min_position yet (see Retry-After)",
-    }.items()
-}
+    }
+)
 
-__all__ = ["READ_ERRORS", "MinPosition", "ReadScope", "Reader", "Views"]
+
+def aware(moment: datetime) -> datetime:
+    """An instant a caller gave, refused (422) without a zone offset: it would mean the server's zone."""
+    if moment.tzinfo is None:
+        raise ApiProblem(VALIDATION_FAILED, "an instant needs a zone offset, as 2026-11-02T09:30:00+08:00")
+    return moment
+
+
+__all__ = ["READ_ERRORS", "MinPosition", "ReadScope", "Reader", "Views", "aware"]
