@@ -19,6 +19,7 @@ from uuid import UUID
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.feed.log import FeedFilter
 from api.keys import KIND_ROLES, KeyStore, Principal, PrincipalKind
 from api.problems import FORBIDDEN, OUT_OF_SCOPE, UNAUTHENTICATED, ApiProblem
 from domain.case import accuses
@@ -151,3 +152,18 @@ def read_scope(request: Request, caller: Caller) -> ReadScope:
 
 
 Reader = Annotated[ReadScope, Depends(read_scope)]
+
+
+def feed_filter(request: Request, caller: Caller) -> FeedFilter:
+    """What the caller's key lets it read of the feed: an integrator its filters, an administrator all."""
+    if caller.kind is PrincipalKind.ADMINISTRATOR:
+        administrator(request, caller)
+        return FeedFilter()
+    if caller.kind is not PrincipalKind.INTEGRATOR:
+        raise ApiProblem(FORBIDDEN, "the event feed is read with an integrator's or administrator's key")
+    return key_filter(caller)
+
+
+def key_filter(caller: Principal) -> FeedFilter:
+    """The feed filter an integrator key carries."""
+    return FeedFilter.of(caller.event_types, caller.scope_unit_ids)

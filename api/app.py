@@ -2,24 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
 from api import commands, problems
 from api.access import ApiKeys
+from api.feed.envelope import Envelopes
+from api.feed.log import PublicLog
+from api.feed.signal import Bell
 from api.identity import IdentityStore
 from api.keys import KeyStore
 from api.limits import RateLimiter, RequestLimits
 from api.reading import ViewReader
-from api.routes import cadres, cases, keys, petitioners, records, units
+from api.routes import (
+    cadres,
+    cases,
+    events,
+    keys,
+    petitioners,
+    records,
+    schemas,
+    units,
+    webhooks,
+)
+from api.routes import (
+    ledger as integrity,
+)
 from api.settings import Settings, get_settings
+from api.webhooks.store import WebhookStore
+from api.webhooks.worker import Worker
 from domain.ledger import Ledger
 from domain.storage.url import redacted
 from projections.embedded import EmbeddedProjections
+from projections.merkle.checkpoints import Checkpointer, CheckpointStore, read_key_file
+from projections.merkle.note import Signer
 from projections.store import ViewStore
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Every action a cadre takes on a petition is recorded as an immutable event, with the cadre
@@ -50,6 +74,19 @@ class ProblemTypeInfo(BaseModel):
     title: str
 
 
+def checkpointing(
+    settings: Settings, views: ViewStore, checkpoints: CheckpointStore
+) -> tuple[Signer | None, Checkpointer | None]:
+    """The signing key and a running checkpointer, or neither (logged) if the key file is missing."""
+    path = Path(settings.signing_key_path)
+    if not path.exists():
+        log.warning("no signing key at %s: no checkpoints will be signed (`dutyledger init` makes one)", path)
+        return None, None
+    signer = read_key_file(path)
+    every = (settings.checkpoint_every_events, settings.checkpoint_every_seconds)
+    return signer, Checkpointer(checkpoints, views, signer, *every).start()
+
+
 def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -> FastAPI:
     """The API over the configured ledger (or the one given, which the caller then owns)."""
     settings = settings or get_settings()
@@ -66,9 +103,34 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         app.state.identities = IdentityStore(settings.identity_url or settings.database_url)
         app.state.authenticator = ApiKeys(app.state.keys)
         app.state.reader = ViewReader(store, embedded)
+        app.state.public_log = PublicLog(the_ledger, app.state.reader)
+        app.state.envelopes = Envelopes(the_ledger.mapper, settings.event_source, settings.public_url)
+        app.state.bell = bell = Bell()
+        if embedded is not None and embedded.runner is not None:
+            embedded.runner.listeners.append(bell.ring)
+        app.state.checkpoints = CheckpointStore(settings.database_url)
+        app.state.signer, checkpointer = checkpointing(settings, store, app.state.checkpoints)
+        if checkpointer is not None and embedded is not None and embedded.runner is not None:
+            embedded.runner.listeners.append(checkpointer.wake)
+        app.state.webhooks = hooks = WebhookStore(settings.database_url)
+        app.state.webhook_worker = worker = (
+            Worker.configured(
+                settings, hooks, app.state.public_log, app.state.envelopes, app.state.keys
+            ).start()
+            if settings.webhooks_embedded
+            else None
+        )
+        if worker is not None and embedded is not None and embedded.runner is not None:
+            embedded.runner.listeners.append(worker.wake)
         try:
             yield
         finally:
+            if worker is not None:
+                worker.stop()
+            app.state.webhooks.close()
+            if checkpointer is not None:
+                checkpointer.stop()
+            app.state.checkpoints.close()
             app.state.reader.close()
             app.state.keys.close()
             app.state.identities.close()
@@ -89,7 +151,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     problems.install(app)
     app.add_middleware(RequestLimits, max_bytes=settings.max_body_bytes)
     app.include_router(commands.router())
-    for module in (cases, petitioners, cadres, units, records, keys):
+    for module in (cases, petitioners, cadres, units, records, keys, events, schemas, webhooks, integrity):
         app.include_router(module.router)
 
     @app.get(

@@ -25,6 +25,7 @@ from uuid import UUID
 import orjson
 
 from api.tables import SharedConnection
+from domain.catalogue import topics_of
 from domain.ledger import Ledger
 from domain.registry import Cadre, Unit
 from domain.values import Role
@@ -61,6 +62,8 @@ class Principal:
     cadre_id: UUID | None = None
     scope_unit_ids: frozenset[UUID] = frozenset()
     """Inspector and integrator: the unit subtrees it reads (an integrator with none reads all)."""
+    event_types: frozenset[str] = frozenset()
+    """Integrator: the event types it reads (exact, or patterns with `*`); none: every type."""
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,14 @@ class ApiKey:
     kind: PrincipalKind
     cadre_id: UUID | None
     scope_unit_ids: frozenset[UUID]
+    event_types: frozenset[str]
     label: str
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
 
     def principal(self) -> Principal:
-        return Principal(self.kind, self.key_id, self.cadre_id, self.scope_unit_ids)
+        return Principal(self.kind, self.key_id, self.cadre_id, self.scope_unit_ids, self.event_types)
 
     def usable_at(self, moment: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or moment < self.expires_at)
@@ -109,12 +113,15 @@ class KeyStore:
         *,
         cadre_id: UUID | None = None,
         scope_unit_ids: Iterable[UUID] = (),
+        event_types: Iterable[str] = (),
         label: str = "",
         expires_at: datetime | None = None,
         now: datetime | None = None,
     ) -> tuple[ApiKey, str]:
         """Create a key; returns it and its token (shown this once, never stored)."""
-        scope = frozenset(scope_unit_ids)
+        scope, types = frozenset(scope_unit_ids), frozenset(event_types)
+        if types and kind is not PrincipalKind.INTEGRATOR:
+            raise KeyRefused(f"only an integrator key reads the event feed by type; a {kind} key takes none")
         if (kind in NEEDS_CADRE) != (cadre_id is not None):
             needs = "needs" if kind in NEEDS_CADRE else "takes no"
             raise KeyRefused(f"a {kind} key {needs} cadre")
@@ -125,7 +132,7 @@ class KeyStore:
         now = now or datetime.now(UTC)
         if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
             raise KeyRefused("a key must expire in the future, at a time with a zone offset")
-        key = ApiKey(secrets.token_hex(6), kind, cadre_id, scope, label, now, expires_at, None)
+        key = ApiKey(secrets.token_hex(6), kind, cadre_id, scope, types, label, now, expires_at, None)
         secret = secrets.token_urlsafe(32)
         with self._connection() as connection, connection.transaction():
             connection.execute(
@@ -135,7 +142,7 @@ class KeyStore:
                     _hash(secret),
                     kind.value,
                     str(cadre_id) if cadre_id else None,
-                    orjson.dumps(sorted(str(u) for u in scope)).decode(),
+                    _scope_text(scope, types),
                     label,
                     as_text(now),
                     as_text(expires_at),
@@ -204,9 +211,14 @@ class KeyStore:
 
 
 def check_key_request(
-    ledger: Ledger, kind: PrincipalKind, cadre_id: UUID | None, scope_unit_ids: Iterable[UUID]
+    ledger: Ledger,
+    kind: PrincipalKind,
+    cadre_id: UUID | None,
+    scope_unit_ids: Iterable[UUID],
+    event_types: Iterable[str] = (),
 ) -> None:
-    """The cadre and units a new key names exist, and an administrator's cadre holds that role."""
+    """The cadre, units and event types a new key names exist, and its cadre holds the kind's role."""
+    topics_of(event_types)
     if cadre_id is not None:
         cadre = ledger.peek(Cadre, cadre_id)
         role = KIND_ROLES.get(kind)
@@ -214,6 +226,18 @@ def check_key_request(
             raise KeyRefused(f"an {kind} key needs a cadre with the {role} role")
     for unit_id in scope_unit_ids:
         ledger.peek(Unit, unit_id)
+
+
+def _scope_text(units: frozenset[UUID], types: frozenset[str]) -> str:
+    """The `scope` column: a list of unit ids, or (with event types) an object of both."""
+    listed = sorted(str(u) for u in units)
+    return orjson.dumps({"units": listed, "types": sorted(types)} if types else listed).decode()
+
+
+def _scope(text: str) -> tuple[frozenset[UUID], frozenset[str]]:
+    scope = orjson.loads(text)
+    units, types = (scope, []) if isinstance(scope, list) else (scope["units"], scope["types"])
+    return frozenset(UUID(u) for u in units), frozenset(types)
 
 
 def _hash(secret: str) -> str:
@@ -228,11 +252,13 @@ def _key(row: tuple[object, ...]) -> ApiKey:
     key_id, _, kind, cadre_id, scope, label, created_at, expires_at, revoked_at = row
     created = _moment(str(created_at))
     assert created is not None
+    units, types = _scope(str(scope))
     return ApiKey(
         key_id=str(key_id),
         kind=PrincipalKind(str(kind)),
         cadre_id=UUID(str(cadre_id)) if cadre_id else None,
-        scope_unit_ids=frozenset(UUID(u) for u in orjson.loads(str(scope))),
+        scope_unit_ids=units,
+        event_types=types,
         label=str(label),
         created_at=created,
         expires_at=_moment(expires_at if isinstance(expires_at, str) else None),

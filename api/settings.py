@@ -41,9 +41,33 @@ class Settings(BaseSettings):
     """Requests a second each API key may make on average (0: no limit)."""
     rate_limit_burst: int = Field(400, ge=1)
     """Requests a key may make at once before the average applies."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Where integrators reach this server: the base of every link it publishes (schemas, next pages)."""
+    source: str | None = None
+    """The CloudEvents `source` of every event: a URI naming this ledger; default: `public_url`."""
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    """How long a webhook delivery waits for the receiver's answer before counting as failed."""
+    webhook_retry_base_seconds: float = Field(5.0, gt=0)
+    """The first retry of a failed delivery waits this long; each next one twice as long (a day at most)."""
+    webhooks_embedded: bool = True
+    """Deliver webhooks from inside the server process; turn off when `dutyledger webhooks run`
+    processes do it (several may run: each endpoint is served by one at a time)."""
+    signing_key_path: str = "./var/ledger-signing.key"
+    """The Ed25519 key that signs checkpoints of the Merkle log (created by `dutyledger init`, mode 0600).
+    Without it the server signs no checkpoints, and says so at start."""
+    log_origin: str = "dutyledger.local/ledger"
+    """The log's name: the first line of every checkpoint, and the signing key's name."""
+    checkpoint_every_events: int = Field(1000, ge=1)
+    """Sign a checkpoint once the log has grown this many events since the last one…"""
+    checkpoint_every_seconds: float = Field(60.0, gt=0)
+    """…or this many seconds after it, if the log grew at all."""
     embedded_projections: bool = True
     """Keep the views up to date inside the server process (the embedded default); turn off when
     separate `dutyledger projections run` processes do it."""
+
+    @property
+    def event_source(self) -> str:
+        return self.source or self.public_url
 
 
 @lru_cache

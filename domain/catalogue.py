@@ -7,7 +7,10 @@ fails when the committed file is stale.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
+from fnmatch import fnmatchcase
+from functools import cache
 from typing import get_args
 
 from pydantic.fields import FieldInfo
@@ -15,6 +18,7 @@ from pydantic.fields import FieldInfo
 from domain.aggregate import LedgerAggregate
 from domain.case import Case
 from domain.dispute import Dispute
+from domain.errors import InvalidArgument
 from domain.events import LedgerEvent
 from domain.inquiry import Inquiry
 from domain.meeting import Meeting
@@ -42,6 +46,69 @@ def event_classes(aggregate: type[LedgerAggregate]) -> Iterator[type[LedgerEvent
             yield value
 
 
+TYPE_PREFIX = "cn.petition"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def class_version(event: type[LedgerEvent]) -> int:
+    """The event class's current version (1 unless it declares `class_version`)."""
+    return int(getattr(event, "class_version", 1))
+
+
+def event_type(event: type[LedgerEvent], version: int | None = None) -> str:
+    """The public type of an event class (CloudEvents `type`): `cn.petition.<aggregate>.<event>.v<n>`.
+
+    Derived from the permanent topic, never from the class name, so it is as stable as the topic;
+    the version is the class version, which only ever grows (a new version, a new type and schema).
+    """
+    aggregate, _, name = event.TOPIC.removeprefix("dutyledger:").partition(".")
+    return f"{TYPE_PREFIX}.{_snake(aggregate)}.{_snake(name)}.v{version or class_version(event)}"
+
+
+def all_event_classes() -> Iterator[type[LedgerEvent]]:
+    """Every event class of every aggregate, in catalogue order."""
+    for aggregate in AGGREGATES:
+        yield from event_classes(aggregate)
+
+
+@cache
+def by_topic() -> dict[str, type[LedgerEvent]]:
+    """Every event class by its stored topic."""
+    return {event.TOPIC: event for event in all_event_classes()}
+
+
+@cache
+def current_version(topic: str) -> int:
+    """The current class version of the events stored under `topic` (1 for a topic the catalogue lacks)."""
+    event = by_topic().get(topic)
+    return class_version(event) if event else 1
+
+
+@cache
+def type_of_topic(topic: str) -> str:
+    """The current public type of the events stored under `topic`."""
+    return event_type(by_topic()[topic])
+
+
+class UnknownEventType(InvalidArgument):
+    """A type filter that names no event type."""
+
+
+def topics_of(patterns: Iterable[str]) -> frozenset[str]:
+    """The topics whose public type matches any pattern (exact, or with `*` wildcards)."""
+    types = {event_type(event): topic for topic, event in by_topic().items()}
+    chosen: set[str] = set()
+    for pattern in patterns:
+        matched = {topic for kind, topic in types.items() if fnmatchcase(kind, pattern)}
+        if not matched:
+            raise UnknownEventType(f"{pattern!r} matches no event type (see GET /schemas)")
+        chosen |= matched
+    return frozenset(chosen)
+
+
 def render() -> str:
     lines = [
         "# Event catalogue",
@@ -53,14 +120,23 @@ def render() -> str:
         "Petitioners appear only as pseudonymous ids;",
         "names, phone numbers and addresses never enter an event.",
         "",
+        "Integrators see each event under its public **type**, `cn.petition.<aggregate>.<event>.v<n>`",
+        "(the CloudEvents `type` of the feed, the SSE stream and webhooks), where `n` is the event",
+        "class's version. The JSON Schema of its data is served at `/schemas/<type>.json` (linked",
+        "below; `GET /schemas` lists every type and version), the CloudEvents envelope's at",
+        "`/schemas/cloudevent.json`, and the AsyncAPI 3 document of the channels at `/asyncapi.json`",
+        "(`python -m api.feed.schemas` writes them under `docs/`). A published schema never changes:",
+        "a payload change is a new class version, so a new type and schema, and events stored by an",
+        "older version are upcast to the current one when read.",
+        "",
         "## Common fields",
         "",
         "| field | type | meaning |",
         "|---|---|---|",
     ]
     meanings = {
-        "originator_id": "the aggregate (case, unit, cadre, …) the event belongs to",
-        "originator_version": "its position in that aggregate's history, from 1",
+        "originator_id": "the aggregate (case, unit, cadre, …) the event belongs to (feed: `subject`)",
+        "originator_version": "its position in that aggregate's history, from 1 (feed: `aggregateversion`)",
         "timestamp": "record time: when the ledger recorded it (the ledger's clock)",
         "actor_id": "the authenticated cadre who did it",
         "actor_unit_id": "the unit that cadre served in at `occurred_at`",
@@ -76,7 +152,7 @@ def render() -> str:
     for aggregate in AGGREGATES:
         doc = inspect.getdoc(aggregate) or ""
         lines += ["", f"## {aggregate.__name__} (`{aggregate.TOPIC}`)", "", doc.splitlines()[0], ""]
-        lines += ["| event | topic | meaning | fields |", "|---|---|---|---|"]
+        lines += ["| event | type | topic | meaning | fields |", "|---|---|---|---|---|"]
         for event in event_classes(aggregate):
             own = [
                 f"`{name}`: {_type(field)}"
@@ -84,7 +160,11 @@ def render() -> str:
                 if name not in COMMON and name != "originator_topic"
             ]
             meaning = (inspect.getdoc(event) or "").splitlines()[0]
-            lines.append(f"| {event.__name__} | `{event.TOPIC}` | {meaning} | {'; '.join(own) or '—'} |")
+            kind = event_type(event)
+            link = f"[`{kind}`](schemas/{kind}.json)"
+            lines.append(
+                f"| {event.__name__} | {link} | `{event.TOPIC}` | {meaning} | {'; '.join(own) or '—'} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -9,13 +9,23 @@ from projections.view import View
 from projections.views.cadre_accountability import CadreAccountabilityView
 from projections.views.case_state import CaseStateView
 from projections.views.case_timeline import CaseTimelineView
+from projections.views.event_log import EventLogView
+from projections.views.merkle_log import MerkleLogView
 from projections.views.unit_stats import UnitStatsView
 
 if TYPE_CHECKING:
     from domain.ledger import Ledger
 
 VIEWS: dict[str, type[View]] = {
-    view.name: view for view in (CaseStateView, CaseTimelineView, CadreAccountabilityView, UnitStatsView)
+    view.name: view
+    for view in (
+        CaseStateView,
+        CaseTimelineView,
+        CadreAccountabilityView,
+        UnitStatsView,
+        EventLogView,
+        MerkleLogView,
+    )
 }
 """Every view, by name, in the order they are built."""
 

@@ -78,10 +78,12 @@ def _rebuild_locked(
 
     if shares is None:
         shares = default_shares(total)
-    if shares > 1 and not shareable(ledger, views):
+    in_shares = [view for view in views if view.shareable]
+    if shares > 1 and not (in_shares and shareable(ledger, in_shares)):
         shares = 1
     if shares > 1:
-        fresh = build_in_shares(ledger, views, store, fresh, total, shares, progress)
+        built_in_shares = build_in_shares(ledger, in_shares, store, fresh, total, shares, progress)
+        fresh = {**fresh, **built_in_shares}
     runner = Runner(ledger, views, store, tracks=fresh)
     try:
         bulk.apply_all(runner, progress)

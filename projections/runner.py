@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -88,6 +88,8 @@ class Runner:
         self._probe: ViewConnection | None = None
         """Where `wait_for` asks what readers see: one connection, for any thread, one at a time."""
         self._probing = threading.Lock()
+        self.listeners: list[Callable[[], None]] = []
+        """Called (in the runner's thread) after every batch applied or swap followed."""
         topics = [view.topics for view in self.views]
         self._wanted: frozenset[str] | None = (
             None
@@ -146,6 +148,8 @@ class Runner:
         with self._progress:
             self._steps += 1
             self._progress.notify_all()
+        for listener in self.listeners:
+            listener()
 
     def catch_up(self) -> int:
         """Apply the log up to its current end; returns how many events were read."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
+from domain.catalogue import current_version
 from domain.events import LedgerEvent
 from projections.columns import utc_text
 from projections.store import ViewConnection
@@ -108,8 +109,8 @@ class Envelope:
         """The event's fields as JSON values (ids and times as text), parsed once for every view."""
         if self._fields is None:
             stored = self.stored if self.payload else None
-            if stored is None or "class_version" in stored:  # not at hand, or stored before an upcast
-                stored = self.event.model_dump(mode="json")
+            if stored is None or stored.get("class_version", 1) != current_version(self.topic):
+                stored = self.event.model_dump(mode="json")  # not at hand, or stored by an older version
             self._fields = stored
         return self._fields
 
@@ -176,6 +177,8 @@ class View:
     tables: ClassVar[tuple[Table, ...]]
     topics: ClassVar[frozenset[str] | None] = None
     """The event topics this view reads; None for all."""
+    shareable: ClassVar[bool] = True
+    """Whether a rebuild may build it in shares of aggregates (`projections.shares`)."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger

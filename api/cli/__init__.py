@@ -11,9 +11,23 @@ from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 from typer._click.exceptions import NoArgsIsHelpError
 
-from api.cli import cadres, cases, events, keys, ledger, petitioners, projections, serve
+from api.cli import (
+    cadres,
+    cases,
+    events,
+    follow,
+    keys,
+    ledger,
+    petitioners,
+    projections,
+    serve,
+    signing,
+    verify,
+    webhooks,
+)
 from domain.errors import LedgerError
 from domain.storage.url import BadDatabaseUrl
+from projections.merkle.checkpoints import NoSigningKey
 from projections.store import RebuildRunning
 
 app = typer.Typer(
@@ -26,19 +40,25 @@ app = typer.Typer(
 app.command("init")(ledger.init)
 app.command("demo")(ledger.demo)
 app.command("serve")(serve.serve)
+app.command("follow")(follow.follow)
+app.command("verify")(verify.verify)
 app.add_typer(cases.app, name="case")
 app.add_typer(cadres.app, name="cadre")
 app.add_typer(events.app, name="events")
 app.add_typer(projections.app, name="projections")
 app.add_typer(keys.app, name="keys")
 app.add_typer(petitioners.app, name="petitioners")
+app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(signing.app, name="signing-key")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure is one line on stderr and a non-zero exit status."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="dutyledger", standalone_mode=False)
+        status = command.main(args=argv, prog_name="dutyledger", standalone_mode=False)
+        if isinstance(status, int) and status:  # click returns a raised Exit's code without standalone mode
+            sys.exit(status)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except typer.Abort:
@@ -62,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{error.title}: {error.detail}", 1)
     except RebuildRunning as error:
         _fail(f"{error}; try again once it has finished", 4)
+    except NoSigningKey as error:
+        _fail(f"{error} (DUTYLEDGER_SIGNING_KEY_PATH)", 2)
     except (PersistenceError, psycopg.Error, sqlite3.Error) as error:
         _fail(f"database: {_first_line(error)}", 3)
 

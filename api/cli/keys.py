@@ -33,6 +33,7 @@ def _record(key: ApiKey) -> dict[str, object]:
         "kind": key.kind.value,
         "cadre_id": str(key.cadre_id) if key.cadre_id else None,
         "scope_unit_ids": sorted(str(u) for u in key.scope_unit_ids),
+        "event_types": sorted(key.event_types),
         "label": key.label,
         "created_at": key.created_at.isoformat(),
         "expires_at": key.expires_at.isoformat() if key.expires_at else None,
@@ -47,6 +48,9 @@ def create(
         None, "--cadre", help="The cadre it records as (all kinds but integrator)."
     ),
     scope: list[str] = typer.Option([], "--scope", help="A unit it reads, with all below (repeatable)."),
+    event_type: list[str] = typer.Option(
+        [], "--type", help="Integrator: an event type it reads, `*` allowed (repeatable; none: all)."
+    ),
     label: str = typer.Option("", "--label", help="What it is for, for the list."),
     expires: datetime | None = typer.Option(
         None, "--expires", help="When it stops working (ISO 8601, with offset)."
@@ -59,9 +63,14 @@ def create(
     units = [parse_id(unit, "unit id") for unit in scope]
     with open_keys(database_url) as (ledger, keys):
         try:
-            check_key_request(ledger, kind, cadre_id, units)
+            check_key_request(ledger, kind, cadre_id, units, event_type)
             key, token = keys.create(
-                kind, cadre_id=cadre_id, scope_unit_ids=units, label=label, expires_at=expires
+                kind,
+                cadre_id=cadre_id,
+                scope_unit_ids=units,
+                event_types=event_type,
+                label=label,
+                expires_at=expires,
             )
         except KeyRefused as error:
             raise typer.BadParameter(str(error)) from None

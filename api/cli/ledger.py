@@ -11,11 +11,13 @@ import typer
 from api.cli.common import DatabaseUrlOption, open_ledger, parse_id
 from api.cli.render import print_case_summaries
 from api.keys import KeyStore, PrincipalKind
+from api.settings import get_settings
 from domain.demo import demo_clock, load_demo
 from domain.demo.world import build_org
 from domain.ledger import CommandContext, Ledger
 from domain.storage.url import redacted
 from domain.values import UnitLevel
+from projections.merkle.checkpoints import CheckpointStore, create_key_file, read_key_file
 
 
 def init(
@@ -31,6 +33,7 @@ def init(
     with open_ledger(database_url) as ledger:
         position = ledger.recorder.max_notification_id() or 0
         typer.echo(f"ledger store ready at {redacted(ledger.database_url)} ({position} events)")
+        typer.echo(ensure_signing_key(ledger.database_url))
         if root_unit is None:
             return
         admin = parse_id(admin_id, "cadre id") if admin_id else uuid4()
@@ -43,6 +46,24 @@ def init(
             administrator_position=admin_position,
         )
         typer.echo(f"founded: root unit {result.aggregate_id}, administrator {admin}")
+
+
+def ensure_signing_key(database_url: str) -> str:
+    """Create the checkpoint signing key if there is none, and record its public key; what was done."""
+    settings = get_settings()
+    path = Path(settings.signing_key_path)
+    store = CheckpointStore(database_url)
+    try:
+        if path.exists():
+            signer = read_key_file(path)
+            done = f"signing key {signer.verifier.text()} at {path}"
+        else:
+            signer = create_key_file(path, settings.log_origin)
+            done = f"created signing key {signer.verifier.text()} at {path} (mode 0600)"
+        store.add_key(signer.verifier)
+    finally:
+        store.close()
+    return done
 
 
 def demo(
@@ -84,8 +105,10 @@ DEMO_KEY_HOLDERS = (
     (PrincipalKind.ADMINISTRATOR, "admin", None),
     (PrincipalKind.INSPECTOR, "city_inspector", "city"),
     (PrincipalKind.CADRE, "dancheng_clerk", None),
+    (PrincipalKind.INTEGRATOR, None, None),
 )
-"""Whom the demo gives a key: the administrator, the city's discipline inspector, a county bureau clerk."""
+"""Whom the demo gives a key: the administrator, the city's discipline inspector, a county bureau clerk,
+and an integrator (a 12345 hotline, say) reading the whole event feed."""
 
 
 def demo_keys(ledger: Ledger, seed: int) -> list[str]:
@@ -96,12 +119,20 @@ def demo_keys(ledger: Ledger, seed: int) -> list[str]:
     try:
         for kind, holder, scope in DEMO_KEY_HOLDERS:
             units = [org.unit_id(scope)] if scope else []
-            key, token = store.create(
-                kind, cadre_id=org.cadre_id(holder), scope_unit_ids=units, label=f"demo {holder}"
+            cadre_id = org.cadre_id(holder) if holder else None
+            label = f"demo {holder or 'integrator'}"
+            _, token = store.create(kind, cadre_id=cadre_id, scope_unit_ids=units, label=label)
+            name = org.name_of(holder) if holder else None
+            saved.append(
+                {
+                    "kind": kind.value,
+                    "cadre": name,
+                    "cadre_id": str(cadre_id) if cadre_id else None,
+                    "label": label,
+                    "token": token,
+                }
             )
-            name = org.name_of(holder)
-            saved.append({"kind": kind.value, "cadre": name, "cadre_id": str(key.cadre_id), "token": token})
-            lines.append(f"{kind:<13} {name} ({holder}): {token}")
+            lines.append(f"{kind:<13} {name or 'the event feed'} ({holder or 'no cadre'}): {token}")
     finally:
         store.close()
     DEMO_KEYS.parent.mkdir(parents=True, exist_ok=True)

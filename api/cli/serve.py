@@ -10,6 +10,9 @@ import uvicorn
 from api.settings import get_settings
 from domain.storage.url import store_env
 
+GRACE_SECONDS = 5
+"""On SIGTERM, how long open requests (live streams never end by themselves) may run before they are cut."""
+
 
 def serve(
     host: str | None = typer.Option(None, help="Interface to bind (default DUTYLEDGER_HOST or 127.0.0.1)."),
@@ -21,7 +24,11 @@ def serve(
     settings = get_settings()
     if database_url:
         settings.database_url = database_url
-    bind = {"host": host or settings.host, "port": port or settings.port}
+    bind = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "timeout_graceful_shutdown": GRACE_SECONDS,
+    }
     if workers == 1:
         from api.app import create_app
 

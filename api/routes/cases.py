@@ -11,11 +11,16 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from api.commands import etag
 from api.identity import IdentityStatus, IdentityStore
-from api.problems import VALIDATION_FAILED, ApiProblem
+from api.problems import NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, documented
 from api.routes.common import READ_ERRORS, Reader, ReadScope, Views, aware
+from api.routes.events import covering_checkpoint
+from api.routes.ledger import b64
 from domain.case import Case
 from domain.errors import NotFound
 from domain.ledger import Ledger
+from projections.merkle.hashing import ProofError
+from projections.merkle.leaf import leaf_bytes
+from projections.merkle.store import NodeReader
 from projections.queries import (
     CaseFilter,
     CaseRow,
@@ -29,6 +34,7 @@ from projections.queries import (
     responsibility_at,
 )
 from projections.store import ViewConnection
+from projections.views.event_log import EVENT_LOG
 
 router = APIRouter(prefix="/cases", tags=["case queries"], responses=READ_ERRORS)
 
@@ -157,14 +163,138 @@ def list_some(
     return CasePage(items=_shown(request, views, page.items, reader), next=page.next)
 
 
-@router.get("/{case_id}/timeline", response_model=list[TimelineRow], summary="Get every event of a case.")
-def timeline(request: Request, case_id: UUID, views: Views, reader: Reader) -> list[TimelineRow]:
+class EventInclusion(BaseModel):
+    """That the stored event is the leaf `log_index` of the checkpoint's tree."""
+
+    leaf: str = Field(
+        description="The leaf bytes, base64 (their encoding: docs/verify.md): the event exactly as stored."
+    )
+    leaf_hash: str = Field(description="SHA-256(0x00 ‖ leaf), base64.")
+    proof: list[str] = Field(description="The audit path to the checkpoint's root, base64, bottom up.")
+
+
+class DossierEvent(TimelineRow):
+    """One event of the case, at its log index, with its inclusion proof."""
+
+    log_index: int
+    inclusion: EventInclusion | None = Field(
+        description="Absent when the timeline withholds part of this event from this reader (the "
+        "petitioner's id, the accusation's evidence): its stored bytes would give them away."
+    )
+
+
+class CaseDossier(BaseModel):
+    """A case's timeline as evidence: each event's inclusion proof against one signed checkpoint.
+
+    To verify offline: check `checkpoint` (a C2SP signed note) with a key of /ledger/public-keys;
+    for each event, check SHA-256(0x00 ‖ leaf) = leaf_hash, the audit path from leaf_hash at
+    `log_index` to the checkpoint's root (RFC 9162 2.1.3.2), and that the leaf encodes this
+    case's id, the event's version and what the row shows.
+    """
+
+    case_id: UUID
+    checkpoint: str = Field(description="The signed checkpoint every proof leads to, as its signed note.")
+    tree_size: int = Field(description="The checkpoint's tree size (as the note states it).")
+    root: str = Field(description="The checkpoint's root hash, base64 (as the note states it).")
+    events: list[DossierEvent]
+
+
+@router.get(
+    "/{case_id}/timeline",
+    response_model=list[TimelineRow] | CaseDossier,
+    summary="Get every event of a case, with proofs on request.",
+    responses=documented(
+        {
+            503: "The views have not reached min_position yet, or (`proof=true`) no signed checkpoint "
+            "covers the case's latest event yet (see Retry-After)"
+        }
+    ),
+)
+def timeline(
+    request: Request,
+    case_id: UUID,
+    views: Views,
+    reader: Reader,
+    proof: Annotated[
+        bool,
+        Query(
+            description="Answer a dossier instead: each event with its log index and inclusion proof "
+            "against the latest signed checkpoint, and that checkpoint's signed note (503 until one "
+            "covers the case's latest event)."
+        ),
+    ] = False,
+) -> list[TimelineRow] | CaseDossier:
     """Every event of the case in order: who, from which unit, when it happened and was recorded, why.
 
-    A reader the petition accuses sees neither the petitioner's id nor the petition's evidence.
+    A reader the petition accuses sees neither the petitioner's id nor the petition's evidence;
+    with `proof=true`, the events that would show them come without their proof.
     """
     case = _visible(request, views, reader, case_id)
-    return [_as_shown(row, case) for row in case_timeline(views, case_id)]
+    stored = case_timeline(views, case_id)
+    shown = [_as_shown(row, case) for row in stored]
+    return _dossier(request, views, case_id, stored, shown) if proof else shown
+
+
+def _dossier(
+    request: Request,
+    views: ViewConnection,
+    case_id: UUID,
+    stored: list[TimelineRow],
+    shown: list[TimelineRow],
+) -> CaseDossier:
+    """The shown rows, each at its log index with its proof against the latest signed checkpoint."""
+    found = views.execute(
+        f"SELECT version, log_index, position, recorded_at FROM {EVENT_LOG.name} WHERE aggregate_id = ?",
+        (str(case_id),),
+    )
+    sequenced = {int(version): (int(index), int(position), str(at)) for version, index, position, at in found}
+    unsequenced = [row.version for row in stored if row.version not in sequenced]
+    if unsequenced:
+        raise ApiProblem(
+            NOT_CAUGHT_UP,
+            f"version {unsequenced[0]} of the case has no log index yet (the sequencer is behind); retry",
+            {"Retry-After": "1"},
+        )
+    signed = covering_checkpoint(request, max((sequenced[row.version][0] for row in stored), default=-1))
+    size = signed.checkpoint.size
+    provable = [
+        (row, seen)
+        for row, seen in zip(stored, shown, strict=True)
+        if row.details == seen.details and row.evidence == seen.evidence
+    ]
+    ledger: Ledger = request.app.state.ledger
+    payloads = {
+        found[0]: found
+        for found in ledger.command_log.read_positions([sequenced[row.version][1] for row, _ in provable])
+    }
+    tree = NodeReader(views)
+    inclusions: dict[int, EventInclusion] = {}
+    for row, _ in provable:
+        index, position, recorded_at = sequenced[row.version]
+        _, aggregate_id, version, topic, payload = payloads[position]
+        leaf = leaf_bytes(index, aggregate_id, version, topic, recorded_at, payload)
+        try:
+            path, hashed = tree.inclusion(index, size), tree.leaf(index)
+        except ProofError as error:  # the tree is smaller than what was signed: it is being rebuilt
+            raise ApiProblem(
+                NOT_CAUGHT_UP, f"the Merkle log is behind: {error}", {"Retry-After": "5"}
+            ) from None
+        inclusions[row.version] = EventInclusion(
+            leaf=b64(leaf), leaf_hash=b64(hashed), proof=[b64(h) for h in path]
+        )
+    events = [
+        DossierEvent(
+            **seen.model_dump(), log_index=sequenced[seen.version][0], inclusion=inclusions.get(seen.version)
+        )
+        for seen in shown
+    ]
+    return CaseDossier(
+        case_id=case_id,
+        checkpoint=signed.note,
+        tree_size=size,
+        root=b64(signed.checkpoint.root),
+        events=events,
+    )
 
 
 def _as_shown(row: TimelineRow, case: CaseView) -> TimelineRow:

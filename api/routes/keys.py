@@ -27,6 +27,11 @@ class KeyRequest(BaseModel):
     scope_unit_ids: list[UUID] = Field(
         default_factory=list, description="Inspector, integrator: units it reads."
     )
+    event_types: list[str] = Field(
+        default_factory=list,
+        description="Integrator: the event types it reads (exact, or with `*`: `cn.petition.case.*`); "
+        "none: every type.",
+    )
     label: str = Field("", max_length=200)
     expires_at: datetime | None = Field(None, description="With a zone offset; never, if absent.")
 
@@ -46,6 +51,7 @@ class KeyInfo(BaseModel):
     kind: PrincipalKind
     cadre_id: UUID | None
     scope_unit_ids: list[UUID]
+    event_types: list[str]
     label: str
     created_at: datetime
     expires_at: datetime | None
@@ -53,7 +59,13 @@ class KeyInfo(BaseModel):
 
     @classmethod
     def of(cls, key: ApiKey) -> KeyInfo:
-        return cls(**{**key.__dict__, "scope_unit_ids": sorted(key.scope_unit_ids, key=str)})
+        return cls(
+            **{
+                **key.__dict__,
+                "scope_unit_ids": sorted(key.scope_unit_ids, key=str),
+                "event_types": sorted(key.event_types),
+            }
+        )
 
 
 class CreatedKey(KeyInfo):
@@ -71,11 +83,14 @@ def _keys(request: Request) -> KeyStore:
 def create(request: Request, body: KeyRequest, admin: Admin) -> CreatedKey:
     """Create a key bound to a principal; the answer holds its token, which is never shown again."""
     try:
-        check_key_request(request.app.state.ledger, body.kind, body.cadre_id, body.scope_unit_ids)
+        check_key_request(
+            request.app.state.ledger, body.kind, body.cadre_id, body.scope_unit_ids, body.event_types
+        )
         key, token = _keys(request).create(
             body.kind,
             cadre_id=body.cadre_id,
             scope_unit_ids=body.scope_unit_ids,
+            event_types=body.event_types,
             label=body.label,
             expires_at=body.expires_at,
         )

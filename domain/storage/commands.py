@@ -71,6 +71,9 @@ class CommandLog(Protocol):
     def read_log(self, after: int, limit: int) -> list[LogRow]:
         """Up to `limit` stored events after position `after`, in order, as plain tuples (no decoding)."""
 
+    def read_positions(self, positions: Sequence[int]) -> list[LogRow]:
+        """The stored events at these positions (those that exist), in position order, undecoded."""
+
 
 COLUMNS = ("command_id", "name", "digest", "actor_id", "aggregate_id", "events", "recorded_at")
 REFUSAL = "Duty Ledger is append-only: {op} on {table} is refused"

@@ -55,6 +55,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
             "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
         ).format(schema, Identifier(self.events_table_name))
+        self.select_positions = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
+            "WHERE notification_id = ANY(%s) ORDER BY notification_id"
+        ).format(schema, Identifier(self.events_table_name))
         self.select_position = SQL(
             "SELECT notification_id FROM {0}.{1} WHERE originator_id = %s AND originator_version = %s"
         ).format(schema, Identifier(self.events_table_name))
@@ -99,8 +103,14 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         return CommandRecord.from_row(values)
 
     def read_log(self, after: int, limit: int) -> list[LogRow]:
+        return self._read(self.select_log, (after, limit))
+
+    def read_positions(self, positions: Sequence[int]) -> list[LogRow]:
+        return self._read(self.select_positions, (list(positions),)) if positions else []
+
+    def _read(self, statement: Composed, params: tuple[Any, ...]) -> list[LogRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_log, (after, limit), prepare=True)
+            curs.execute(statement, params, prepare=True)
             return [
                 (
                     row["notification_id"],

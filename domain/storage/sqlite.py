@@ -8,6 +8,7 @@ from threading import Lock
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore, SQLiteFactory
 from eventsourcing.utils import Environment, EnvType
@@ -104,6 +105,18 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 "SELECT rowid, originator_id, originator_version, topic, state "
                 f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 (after, limit),
+            )
+            return [(r[0], _dashed(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
+
+    def read_positions(self, positions: Sequence[int]) -> list[LogRow]:
+        if not positions:
+            return []
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} "
+                "WHERE rowid IN (SELECT value FROM json_each(?)) ORDER BY rowid",
+                (orjson.dumps(list(positions)).decode(),),
             )
             return [(r[0], _dashed(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
 

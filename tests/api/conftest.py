@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -71,7 +72,13 @@ def registration(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def api(world: World, database_url: str) -> Iterator[Api]:
-    settings = Settings(database_url=database_url, rate_limit_per_second=0, read_wait_seconds=2)
+def api(world: World, database_url: str, tmp_path: Path) -> Iterator[Api]:
+    """The app over the test world; it signs no checkpoints (no key file), whatever the working directory."""
+    settings = Settings(
+        database_url=database_url,
+        rate_limit_per_second=0,
+        read_wait_seconds=2,
+        signing_key_path=str(tmp_path / "no-signing-key"),
+    )
     with TestClient(create_app(settings, ledger=world.ledger)) as client:
         yield Api(client, world)

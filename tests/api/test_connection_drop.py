@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from api.app import create_app
 from api.keys import PrincipalKind
 from api.settings import Settings
+from tests.api.live import serving
 from tests.support import World
 
 
@@ -22,20 +21,9 @@ from tests.support import World
 def server(world: World, database_url: str) -> Iterator[tuple[str, str]]:
     """A real server on a free port over the test world; its address and a clerk's key."""
     app = create_app(Settings(database_url=database_url, rate_limit_per_second=0), ledger=world.ledger)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    while not running.started:
-        time.sleep(0.01)
-    token = app.state.keys.create(PrincipalKind.CADRE, cadre_id=world.township_clerk)[1]
-    try:
-        yield f"127.0.0.1:{port}", token
-    finally:
-        running.should_exit = True
-        thread.join(timeout=10)
+    with serving(app) as url:
+        token = app.state.keys.create(PrincipalKind.CADRE, cadre_id=world.township_clerk)[1]
+        yield url.removeprefix("http://"), token
 
 
 def send_and_hang_up(address: str, path: str, body: dict[str, object], headers: dict[str, str]) -> None:

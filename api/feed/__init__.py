@@ -1,0 +1,1 @@
+"""The public log for integrators: envelopes, pages by log index, the bell of live streams."""

@@ -1,0 +1,186 @@
+"""Reading the public log by log index: pages of the sequence, filtered by event type and unit subtree.
+
+A page is decided by its request alone once the log has grown past it, so complete pages
+never change (the feed serves them as immutable). Unfiltered, the page after index `a` of
+`n` events is `a+1 … a+n`. Filtered, it is the first `n` matching events after `a` among
+the next `SCAN` indexes; its `next` cursor is the last index it looked at, so a consumer
+whose filter matches nothing for a while still moves on, and never re-reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+from api.feed.envelope import Attributes, Sequenced
+from api.reading import ViewReader
+from domain.catalogue import topics_of
+from domain.ledger import Ledger
+from projections.store import ViewConnection, ViewStore
+from projections.views.event_log import ATTRIBUTES, EVENT_LOG, EVENT_LOG_UNITS
+
+SELECTED = ", ".join("l." + column for column in ("log_index", "position", *ATTRIBUTES))
+MAX_PAGE = 1000
+SCAN = 100_000
+"""A filtered page looks at most this many indexes past its cursor."""
+
+
+@dataclass(frozen=True)
+class FeedFilter:
+    """Which events a reader gets: every constraint must hold (the key's and the request's)."""
+
+    topics: frozenset[str] | None = None
+    """None: every type."""
+    unit_scopes: tuple[frozenset[UUID], ...] = ()
+    """Each a set of subtree roots; an event's actor unit must lie in one root's subtree of each."""
+
+    @classmethod
+    def of(cls, types: Iterable[str] = (), units: Iterable[UUID] = ()) -> FeedFilter:
+        types, units = list(types), frozenset(units)
+        return cls(topics_of(types) if types else None, (units,) if units else ())
+
+    def narrowed(self, other: FeedFilter) -> FeedFilter:
+        """Both filters at once."""
+        if self.topics is None or other.topics is None:
+            topics = self.topics if other.topics is None else other.topics
+        else:
+            topics = self.topics & other.topics
+        return FeedFilter(topics, self.unit_scopes + other.unit_scopes)
+
+    @property
+    def everything(self) -> bool:
+        return self.topics is None and not self.unit_scopes
+
+
+@dataclass(frozen=True)
+class Page:
+    """Events after a cursor, where to go on from, and whether the page can never change."""
+
+    events: list[Sequenced]
+    next: int
+    """The index to read after next time (-1: nothing sequenced yet)."""
+    end: int
+    """How many events the log had sequenced when the page was read."""
+    complete: bool
+
+
+class PublicLog:
+    """The sequenced log, read from the `event_log` view and the ledger's stored events."""
+
+    def __init__(self, ledger: Ledger, reader: ViewReader) -> None:
+        self.ledger = ledger
+        self.reader = reader
+        self._joined = _events_beside(ledger, reader.store)
+        """How to read the stored events in the same query, when the views live beside them."""
+
+    def length(self) -> int:
+        """How many events have a log index."""
+        with self.reader.connection() as connection:
+            return _length(connection)
+
+    def page(self, after: int, limit: int, chosen: FeedFilter, until: int | None = None) -> Page:
+        """The events after index `after` that `chosen` lets through: at most `limit`, none past `until`."""
+        upper = after + (limit if chosen.everything else SCAN)
+        if until is not None:
+            upper = min(upper, until)
+        with self.reader.connection() as connection:
+            end = _length(connection)
+            where = ["l.log_index > ?", "l.log_index <= ?"]
+            params: list[object] = [after, upper]
+            if chosen.topics is not None:
+                marks = ", ".join("?" * len(chosen.topics))
+                where.append(f"l.topic IN ({marks})" if chosen.topics else "1 = 0")
+                params += sorted(chosen.topics)
+            for scope in chosen.unit_scopes:
+                units = _subtrees(connection, scope)
+                where.append(f"l.actor_unit_id IN ({', '.join('?' * len(units))})" if units else "1 = 0")
+                params += units
+            events = self._select(
+                connection, f"{' AND '.join(where)} ORDER BY l.log_index LIMIT ?", [*params, limit]
+            )
+        if len(events) == limit:
+            return Page(events, events[-1].index, end, True)
+        last = max(min(upper, end - 1), events[-1].index if events else after, after)
+        return Page(events, last, end, upper <= end - 1)
+
+    def lets_through(self, event: Sequenced, chosen: FeedFilter) -> bool:
+        """Whether `chosen` lets this event through."""
+        return chosen.everything or bool(self.page(event.index - 1, 1, chosen, until=event.index).events)
+
+    def at(self, index: int) -> Sequenced | None:
+        """The event at a log index, if it has one yet."""
+        with self.reader.connection() as connection:
+            found = self._select(connection, "l.log_index = ?", [index])
+        return found[0] if found else None
+
+    def _select(self, connection: ViewConnection, condition: str, params: list[object]) -> list[Sequenced]:
+        """The sequenced events the condition on `event_log l` selects, with their stored rows."""
+        if self._joined is not None:
+            return self._joined.read(connection, condition, params)
+        found = connection.execute(f"SELECT {SELECTED} FROM {EVENT_LOG.name} l WHERE {condition}", params)
+        positions = [int(row[1]) for row in found]
+        rows = self.ledger.command_log.read_positions(positions)
+        if [row[0] for row in rows] != positions:
+            raise RuntimeError("the event_log view names events the store does not hold")
+        return [
+            Sequenced(int(sequenced[0]), row, Attributes(*sequenced[2:]))
+            for sequenced, row in zip(found, rows, strict=True)
+        ]
+
+
+class _Joined:
+    """Reads the sequencer's rows and the stored events they name in one query (one database)."""
+
+    def __init__(self, events_table: str, position: str, dashed: bool) -> None:
+        self.select = (
+            f"SELECT {SELECTED}, s.originator_id, s.originator_version, s.topic, s.state "
+            f"FROM {EVENT_LOG.name} l JOIN {events_table} s ON s.{position} = l.position WHERE "
+        )
+        self.dashed = dashed
+
+    def read(self, connection: ViewConnection, condition: str, params: list[object]) -> list[Sequenced]:
+        rows = connection.execute(self.select + condition, params)
+        shape = _dashed if self.dashed else str
+        return [
+            Sequenced(
+                int(row[0]),
+                (int(row[1]), shape(row[8]), int(row[9]), str(row[10]), bytes(row[11])),
+                Attributes(*row[2:8]),
+            )
+            for row in rows
+        ]
+
+
+def _events_beside(ledger: Ledger, views: ViewStore) -> _Joined | None:
+    """A joined reader if the views live in the ledger's own database (the default), else None."""
+    if views.database_url != ledger.database_url:
+        return None
+    table = ledger.recorder.events_table_name  # type: ignore[attr-defined]
+    if views.dialect == "sqlite":
+        return _Joined(table, "rowid", dashed=True)
+    return _Joined(table, "notification_id", dashed=False)
+
+
+def _dashed(hex_id: str) -> str:
+    return (
+        str(UUID(hex_id))
+        if len(hex_id) != 32
+        else (f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}")
+    )
+
+
+def _length(connection: ViewConnection) -> int:
+    ((found,),) = connection.execute(f"SELECT MAX(log_index) FROM {EVENT_LOG.name}")
+    return 0 if found is None else int(found) + 1
+
+
+def _subtrees(connection: ViewConnection, roots: frozenset[UUID]) -> list[str]:
+    """Every unit in the subtrees of `roots` (each root included)."""
+    units: set[str] = set()
+    for root in sorted(roots, key=str):
+        rows = connection.execute(
+            f"SELECT unit_id FROM {EVENT_LOG_UNITS.name} WHERE path LIKE ?", (f"%/{root}/%",)
+        )
+        units |= {str(unit) for (unit,) in rows}
+    return sorted(units)

@@ -1,0 +1,1 @@
+"""The Merkle log over the public log index (RFC 6962): hashing, leaves, proofs."""
