@@ -28,7 +28,9 @@ from projections.merkle.hashing import (
     verify_inclusion,
 )
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "rfc6962"
+VECTORS = Path(__file__).parent / "vectors" / "rfc6962"
+"""The RFC 6962 conformance vectors of transparency-dev/merkle (Apache 2.0, its licence beside them),
+copied from ../shared/testdata so that a clean checkout tests itself anywhere."""
 
 
 def b64(text: str | None) -> bytes:
