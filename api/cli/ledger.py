@@ -54,12 +54,12 @@ def ensure_signing_key(database_url: str) -> str:
     path = Path(settings.signing_key_path)
     store = CheckpointStore(database_url)
     try:
-        if path.exists():
-            signer = read_key_file(path)
-            done = f"signing key {signer.verifier.text()} at {path}"
-        else:
+        try:
             signer = create_key_file(path, settings.log_origin)
             done = f"created signing key {signer.verifier.text()} at {path} (mode 0600)"
+        except FileExistsError:
+            signer = read_key_file(path)
+            done = f"signing key {signer.verifier.text()} at {path}"
         store.add_key(signer.verifier)
     finally:
         store.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -37,12 +38,21 @@ class NoSigningKey(Exception):
 
 
 def create_key_file(path: Path, name: str) -> Signer:
-    """A new signing key, written to `path` readable by its owner only; refuses to overwrite."""
+    """A new signing key at `path`, readable by its owner only; FileExistsError if there is one.
+
+    The key is written whole to a private temporary file, then linked into place, so another
+    process never reads a half-written key, and of two processes creating it at once one wins.
+    """
     signer = Signer.generate(name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(signer.text() + "\n")
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(signer.text() + "\n")
+        os.link(draft, path)
+    finally:
+        draft.unlink()
     return signer
 
 
