@@ -17,6 +17,7 @@ from api.feed.envelope import Attributes, Sequenced
 from api.reading import ViewReader
 from domain.catalogue import topics_of
 from domain.ledger import Ledger
+from domain.storage.sqlite import dashed
 from projections.store import ViewConnection, ViewStore
 from projections.views.event_log import ATTRIBUTES, EVENT_LOG, EVENT_LOG_UNITS
 
@@ -141,7 +142,7 @@ class _Joined:
 
     def read(self, connection: ViewConnection, condition: str, params: list[object]) -> list[Sequenced]:
         rows = connection.execute(self.select + condition, params)
-        shape = _dashed if self.dashed else str
+        shape = dashed if self.dashed else str
         return [
             Sequenced(
                 int(row[0]),
@@ -160,14 +161,6 @@ def _events_beside(ledger: Ledger, views: ViewStore) -> _Joined | None:
     if views.dialect == "sqlite":
         return _Joined(table, "rowid", dashed=True)
     return _Joined(table, "notification_id", dashed=False)
-
-
-def _dashed(hex_id: str) -> str:
-    return (
-        str(UUID(hex_id))
-        if len(hex_id) != 32
-        else (f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}")
-    )
 
 
 def _length(connection: ViewConnection) -> int:

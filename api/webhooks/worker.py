@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from api.access import key_filter
 from api.feed.envelope import EVENT_MEDIA, Envelopes, Sequenced, event_id
 from api.feed.log import FeedFilter, PublicLog
 from api.keys import KeyStore, PrincipalKind
@@ -221,7 +222,7 @@ class Worker:
             return None
         if key.kind is PrincipalKind.ADMINISTRATOR:
             return endpoint.filter()
-        return endpoint.filter().narrowed(FeedFilter.of(key.event_types, key.scope_unit_ids))
+        return endpoint.filter().narrowed(key_filter(key.principal()))
 
     def _deliver(self, endpoint: Endpoint, event: Sequenced, attempt: int) -> bool:
         """Post one event; record the attempt. Whether to go on with the next event."""

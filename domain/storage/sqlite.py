@@ -106,7 +106,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 (after, limit),
             )
-            return [(r[0], _dashed(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
+            return [(r[0], dashed(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
 
     def read_positions(self, positions: Sequence[int]) -> list[LogRow]:
         if not positions:
@@ -118,7 +118,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 "WHERE rowid IN (SELECT value FROM json_each(?)) ORDER BY rowid",
                 (orjson.dumps(list(positions)).decode(),),
             )
-            return [(r[0], _dashed(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
+            return [(r[0], dashed(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
 
     def positions_of(self, keys: Sequence[EventKey]) -> list[int]:
         positions = []
@@ -133,7 +133,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         return positions
 
 
-def _dashed(hex_id: str) -> str:
+def dashed(hex_id: str) -> str:
     """A UUID stored as 32 hex digits, in its canonical dashed form (without parsing it)."""
     if len(hex_id) != 32:
         return str(UUID(hex_id))
