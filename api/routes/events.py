@@ -131,9 +131,8 @@ def read_events(
         return _bulk(request, log, wanted, after, limit)
     if limit > MAX_PAGE:
         raise ApiProblem(VALIDATION_FAILED, f"a page holds at most {MAX_PAGE} events (NDJSON: {MAX_BULK})")
-    page = log.page(after, limit, wanted)
-    envelopes: Envelopes = request.app.state.envelopes
-    events = b",".join(envelopes.encode(event) for event in page.events)
+    page = log.encoded(after, limit, wanted, request.app.state.envelopes)
+    events = b",".join(page.lines)
     next_link = _link(request, page.next, limit)
     if BATCH_MEDIA in accept:
         body, media = b"[" + events + b"]", BATCH_MEDIA
@@ -162,9 +161,9 @@ def _bulk(request: Request, log: PublicLog, wanted: FeedFilter, after: int, limi
     def lines() -> Iterator[bytes]:
         cursor = after
         while cursor < until:
-            page = log.page(cursor, MAX_PAGE, wanted, until=until)
-            if page.events:
-                yield b"\n".join(envelopes.encode(event) for event in page.events) + b"\n"
+            page = log.encoded(cursor, MAX_PAGE, wanted, envelopes, until=until)
+            if page.lines:
+                yield b"\n".join(page.lines) + b"\n"
             cursor = page.next
 
     headers = {"Next-After": str(until), "Link": f'<{_link(request, until, limit)}>; rel="next"'}

@@ -28,6 +28,7 @@ from referencing.jsonschema import DRAFT202012
 
 from api.app import create_app
 from api.feed import schemas
+from api.feed.log import FeedFilter
 from api.feed.schemas import SCHEMA_MEDIA, data_schema, split_type
 from api.keys import PrincipalKind
 from api.settings import Settings
@@ -179,6 +180,20 @@ def test_every_item_of_the_demo_feed_matches_its_published_schemas_and_parses_as
     assert indexes == list(range(len(stored))), "the walk covers the whole log, in order, once"
     assert len(types) > 30, f"the demo exercises most event types ({len(types)})"
     assert types <= {event_type(event) for event in all_event_classes()}
+
+
+def test_the_envelopes_the_database_assembles_are_byte_for_byte_those_python_encodes(
+    served_demo: ServedDemo,
+) -> None:
+    state = served_demo.client.app.state  # type: ignore[attr-defined]
+    log, envelopes, everything = state.public_log, state.envelopes, FeedFilter()
+    after, compared = -1, 0
+    while (page := log.page(after, 1000, everything)).events:
+        assembled = log.encoded(after, 1000, everything, envelopes)
+        assert assembled.lines == [envelopes.encode(event) for event in page.events]
+        assert (assembled.next, assembled.end, assembled.complete) == (page.next, page.end, page.complete)
+        after, compared = page.next, compared + len(page.events)
+    assert compared == log.length() > 1000, "every page of the demo ledger compared"
 
 
 # --- an old version is upcast: the feed emits the current type and its data --------------
