@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 DATABASE_URL ?= sqlite:///./var/ledger.sqlite
 HOST ?= 127.0.0.1
 PORT ?= 8000
+TEST_WORKERS ?= auto
 
 .PHONY: run test lint bench demo clean help
 
@@ -33,7 +34,7 @@ run: $(VENV)/.installed
 	DUTYLEDGER_DATABASE_URL=$(DATABASE_URL) $(BIN)/dutyledger serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check domain projections api tests bench

@@ -21,18 +21,25 @@ from uuid import UUID
 import orjson
 
 PREFIX = b"dutyledger-leaf-v1\n"
-_FIXED = struct.Struct(">Q16sQ")
+_FIXED = struct.Struct(">Q16sQI")
+"""Log index, aggregate id, version, and the length of the topic that follows them."""
 _LENGTH = struct.Struct(">I")
 
 
 def leaf_bytes(
     index: int, aggregate_id: str, version: int, topic: str, recorded_at: str, payload: bytes
 ) -> bytes:
-    """The canonical leaf of the event at `index`."""
-    parts = [PREFIX, _FIXED.pack(index, UUID(aggregate_id).bytes, version)]
-    for part in (topic.encode(), recorded_at.encode(), payload):
-        parts += [_LENGTH.pack(len(part)), part]
-    return b"".join(parts)
+    """The canonical leaf of the event at `index` (every event of a rebuild or a verify passes here)."""
+    name, at = topic.encode(), recorded_at.encode()
+    fixed = _FIXED.pack(index, uuid_bytes(aggregate_id), version, len(name))
+    return b"".join((PREFIX, fixed, name, _LENGTH.pack(len(at)), at, _LENGTH.pack(len(payload)), payload))
+
+
+def uuid_bytes(text: str) -> bytes:
+    """`UUID(text).bytes`, without building a UUID for the canonical dashed spelling."""
+    if len(text) == 36 and text.count("-") == 4:
+        return bytes.fromhex(text.replace("-", ""))
+    return UUID(text).bytes
 
 
 def recorded_at_of(payload: bytes) -> str:

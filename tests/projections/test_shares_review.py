@@ -141,7 +141,8 @@ def held_by_another_session(
     """A check, by a connection open already, whether another session holds a rebuild lock right now.
 
     SQLite: the `flock` of `ledger.sqlite-rebuild-VIEW.lock` for each view (the files the docs name);
-    PostgreSQL: any advisory lock granted to another session in the database.
+    PostgreSQL: an advisory lock on one of the views' keys in this store's schema, granted to another
+    session (tests running at once in other schemas take their own).
     """
     if database_url.startswith("sqlite"):
         paths = [f"{store_env(database_url)['SQLITE_DBNAME']}-rebuild-{name}.lock" for name in names]
@@ -158,12 +159,17 @@ def held_by_another_session(
         yield flocked
         return
     probe = psycopg.connect(POSTGRES_URL, autocommit=True)
+    schema = store_env(database_url).get("POSTGRES_SCHEMA") or "public"
+    keys = [f"{schema}.dutyledger-rebuild.{name}" for name in names]
 
     def advisory() -> bool:
         row = probe.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND pid <> pg_backend_pid() "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            "SELECT count(*) FROM pg_locks l, "
+            "(SELECT hashtextextended(k, 0) AS key FROM unnest(%s::text[]) k) w "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid() "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid::bigint = (w.key >> 32) & 4294967295 AND l.objid::bigint = w.key & 4294967295",
+            (keys,),
         ).fetchone()
         assert row is not None
         return int(row[0]) > 0
