@@ -288,7 +288,7 @@ def event_proof(
     if not log.lets_through(event, key):
         raise ApiProblem(OUT_OF_SCOPE, "this key's filters do not let this event through", index=index)
     signed = covering_checkpoint(request, index)
-    return inclusion_proof(request, tree, index, signed.checkpoint.size)
+    return inclusion_proof(request, tree, index, signed.checkpoint.size, readable=event)
 
 
 def covering_checkpoint(request: Request, last_index: int) -> StoredCheckpoint:

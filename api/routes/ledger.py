@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
 from api.access import bearer, feed_filter, principal
+from api.feed.envelope import Sequenced
 from api.feed.log import PublicLog
 from api.problems import NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, documented
 from api.reading import ViewReader
@@ -156,30 +157,33 @@ def inclusion(
 ) -> InclusionProof:
     """The audit path of the event at `index` in the tree of `tree_size` leaves, with the leaf and root."""
     size = tree_size if tree_size is not None else latest(request).checkpoint.size
-    return inclusion_proof(request, tree, index, size, with_leaf=_may_read(request, credentials, index))
+    return inclusion_proof(request, tree, index, size, readable=_readable(request, credentials, index))
 
 
-def _may_read(request: Request, credentials: HTTPAuthorizationCredentials | None, index: int) -> bool:
-    """Whether the caller's key (if any; 401 if not a live one) reads the event at `index` in the feed."""
+def _readable(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, index: int
+) -> Sequenced | None:
+    """The event at `index` if the caller's key (if any; 401 if not a live one) reads it in the feed."""
     if credentials is None:
-        return False
+        return None
     try:
         chosen = feed_filter(request, principal(request, credentials))
     except ApiProblem as refused:
         if refused.kind.status == 401:
             raise
-        return False
+        return None
     log: PublicLog = request.app.state.public_log
     event = log.at(index)
-    return event is not None and log.lets_through(event, chosen)
+    return event if event is not None and log.lets_through(event, chosen) else None
 
 
 def inclusion_proof(
-    request: Request, tree: NodeReader, index: int, size: int, *, with_leaf: bool = True
+    request: Request, tree: NodeReader, index: int, size: int, *, readable: Sequenced | None
 ) -> InclusionProof:
-    """The inclusion proof of one event, with the checkpoint of that size if signed (and its leaf bytes)."""
+    """The inclusion proof of one event, with the checkpoint of that size if signed, and the event's
+    leaf bytes if the caller may read the event (`readable`)."""
     try:
-        path, leaf, root = tree.inclusion(index, size), tree.leaf(index), tree.root(size)
+        path, leaf, root = tree.proving(index, size)
     except ProofError as error:
         raise ApiProblem(VALIDATION_FAILED, str(error), index=index, tree_size=size) from None
     store: CheckpointStore = request.app.state.checkpoints
@@ -188,20 +192,16 @@ def inclusion_proof(
         index=index,
         tree_size=size,
         leaf_hash=b64(leaf),
-        leaf=b64(_leaf_bytes(request, index)) if with_leaf else None,
+        leaf=None if readable is None else b64(_leaf_bytes(readable)),
         proof=[b64(h) for h in path],
         root=b64(root),
         checkpoint=signed.note if signed else None,
     )
 
 
-def _leaf_bytes(request: Request, index: int) -> bytes:
-    log: PublicLog = request.app.state.public_log
-    event = log.at(index)
-    if event is None:
-        raise NotFound(f"no event has log index {index} yet", kind="Event")
+def _leaf_bytes(event: Sequenced) -> bytes:
     _, aggregate_id, version, topic, payload = event.row
-    return leaf_bytes(index, aggregate_id, version, topic, event.common().recorded_at, payload)
+    return leaf_bytes(event.index, aggregate_id, version, topic, event.common().recorded_at, payload)
 
 
 @router.get(

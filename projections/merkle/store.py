@@ -68,6 +68,17 @@ class NodeReader:
         self._check(size)
         return self._computed(lambda subtree: inclusion_proof(index, size, subtree))
 
+    def proving(self, index: int, size: int) -> tuple[list[bytes], bytes, bytes]:
+        """`inclusion(index, size)`, `leaf(index)` and `root(size)` at once: one round trip for the three."""
+        self._check(size)
+        return self._computed(
+            lambda subtree: (
+                inclusion_proof(index, size, subtree),
+                subtree(index, index + 1),
+                root(size, subtree),
+            )
+        )
+
     def consistency(self, old: int, new: int) -> list[bytes]:
         """The proof that the tree of `old` leaves is a prefix of the tree of `new`."""
         self._check(new)
