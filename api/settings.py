@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     """How long a webhook delivery waits for the receiver's answer before counting as failed."""
     webhook_retry_base_seconds: float = Field(5.0, gt=0)
     """The first retry of a failed delivery waits this long; each next one twice as long (a day at most)."""
+    webhook_private_networks: bool = False
+    """Let webhook receivers be on loopback, private, link-local or other non-public addresses (a
+    single machine, a test bench, an internal network); off, the ledger calls public ones only."""
     webhooks_embedded: bool = True
     """Deliver webhooks from inside the server process; turn off when `dutyledger webhooks run`
     processes do it (several may run: each endpoint is served by one at a time)."""

@@ -14,6 +14,8 @@ from api.access import Caller, administrator
 from api.keys import Principal, PrincipalKind
 from api.problems import FORBIDDEN, VALIDATION_FAILED, ApiProblem, documented
 from api.routes.events import Log
+from api.settings import Settings
+from api.webhooks.addresses import refused_literal
 from api.webhooks.store import Delivery, Endpoint, EndpointGone, TooManySecrets, WebhookStore
 from api.webhooks.worker import Worker
 from domain.catalogue import topics_of
@@ -221,6 +223,14 @@ def register(request: Request, body: EndpointCreate, caller: Owner, log: Log) ->
     by the key's own (checked again at every delivery).
     """
     topics_of(body.types)
+    settings: Settings = request.app.state.settings
+    refused = refused_literal(httpx.URL(body.url).host)
+    if refused is not None and not settings.webhook_private_networks:
+        raise ApiProblem(
+            VALIDATION_FAILED,
+            f"webhook receivers must be public addresses: {refused} (see docs/webhooks.md)",
+            url=body.url,
+        )
     ledger: Ledger = request.app.state.ledger
     for unit_id in body.units:
         ledger.peek(Unit, unit_id)

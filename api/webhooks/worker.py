@@ -31,6 +31,7 @@ from api.feed.log import FeedFilter, PublicLog
 from api.keys import KeyStore, PrincipalKind
 from api.settings import Settings
 from api.webhooks import signing
+from api.webhooks.addresses import NonPublicAddress, Resolver
 from api.webhooks.store import Delivery, Endpoint, WebhookStore
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ class Worker:
         retry_base: float,
         threads: int = 16,
         poll: float = 1.0,
+        private_networks: bool = False,
     ) -> None:
+        """`private_networks`: deliver to receivers on non-public addresses too (`webhooks.addresses`)."""
         self.store = store
         self.log = public_log
         self.envelopes = envelopes
@@ -75,6 +78,7 @@ class Worker:
         self.retry_base = retry_base
         self.threads = threads
         self.poll = poll
+        self.resolver = None if private_networks else Resolver()
         self.lease = timedelta(seconds=max(60.0, 4 * timeout))
         """How long a lease lasts; each delivery renews it."""
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -109,6 +113,7 @@ class Worker:
             retry_base=settings.webhook_retry_base_seconds,
             threads=threads,
             poll=poll,
+            private_networks=settings.webhook_private_networks,
         )
 
     def start(self) -> Worker:
@@ -237,6 +242,9 @@ class Worker:
         error: str | None = None
         started = time.monotonic()
         try:
+            if self.resolver is not None:
+                url = httpx.URL(endpoint.url)
+                self.resolver.check(url.host, url.port or (443 if url.scheme == "https" else 80))
             with self._client().stream("POST", endpoint.url, content=body, headers=headers) as answer:
                 status = answer.status_code
                 if not 200 <= status < 300:
@@ -246,6 +254,8 @@ class Worker:
             error = f"no answer within {self.timeout:g} s"
         except httpx.HTTPError as failure:
             error = f"{type(failure).__name__}: {failure}"[:ERROR_TEXT]
+        except NonPublicAddress as refused:
+            error = f"not called: {refused}"[:ERROR_TEXT]
         delivery = Delivery(
             endpoint_id=endpoint.endpoint_id,
             seq=0,

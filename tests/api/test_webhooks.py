@@ -121,16 +121,22 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture
-def hooks(world: World, database_url: str) -> Iterator[Api]:
-    """The API with its embedded webhook worker, short timeouts and quick retries."""
-    settings = Settings(
+def hook_settings(database_url: str, *, private_networks: bool) -> Settings:
+    """Settings with an embedded webhook worker, short timeouts and quick retries."""
+    return Settings(
         database_url=database_url,
         rate_limit_per_second=0,
         read_wait_seconds=2,
         webhook_timeout_seconds=TIMEOUT,
         webhook_retry_base_seconds=BASE,
+        webhook_private_networks=private_networks,
     )
+
+
+@pytest.fixture
+def hooks(world: World, database_url: str) -> Iterator[Api]:
+    """The API with its webhook worker, receivers allowed on this machine (where the tests run them)."""
+    settings = hook_settings(database_url, private_networks=True)
     with TestClient(create_app(settings, ledger=world.ledger)) as client:
         yield Api(client, world)
 
@@ -403,7 +409,14 @@ def test_two_workers_deliver_each_event_once_and_in_log_order(
     state = hooks.client.app.state  # type: ignore[attr-defined]
     keys, store = KeyStore(database_url), WebhookStore(database_url)
     other = Worker(
-        store, state.public_log, state.envelopes, keys, timeout=TIMEOUT, retry_base=BASE, poll=0.02
+        store,
+        state.public_log,
+        state.envelopes,
+        keys,
+        timeout=TIMEOUT,
+        retry_base=BASE,
+        poll=0.02,
+        private_networks=True,
     )
     other.start()
     try:
@@ -455,12 +468,21 @@ def test_back_off_doubles_from_the_base_and_stops_growing_at_a_day() -> None:
 def test_the_command_line_worker_delivers_when_the_server_does_not(
     world: World, database_url: str, receivers: Callable[..., Receiver]
 ) -> None:
-    settings = Settings(database_url=database_url, rate_limit_per_second=0, webhooks_embedded=False)
+    settings = Settings(
+        database_url=database_url,
+        rate_limit_per_second=0,
+        webhooks_embedded=False,
+        webhook_private_networks=True,
+    )
     with TestClient(create_app(settings, ledger=world.ledger)) as client:
         api = Api(client, world)
         receiver = receivers()
         created = register(api, receiver.url)
-        env = {**os.environ, "DUTYLEDGER_DATABASE_URL": database_url}
+        env = {
+            **os.environ,
+            "DUTYLEDGER_DATABASE_URL": database_url,
+            "DUTYLEDGER_WEBHOOK_PRIVATE_NETWORKS": "true",
+        }
         worker = subprocess.Popen(
             [sys.executable, "-c", "from api.cli import main; main()", "webhooks", "run", "--poll", "0.1"],
             stdout=subprocess.PIPE,
