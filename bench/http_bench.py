@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the server did not start")
 
 
-async def drive(base: str, requests: list[Request], clients: int) -> tuple[float, list[float], int]:
+async def drive(base: str, requests: Sequence[Request], clients: int) -> tuple[float, list[float], int]:
     """Send `requests` over `clients` keep-alive connections; (requests/s, latencies in ms, non-2xx answers).
 
     A minimal HTTP/1.1 client on asyncio streams: a general-purpose client (httpx) costs more
@@ -138,7 +139,7 @@ def measure(database_url: str, label: str) -> None:
     server = start_server(database_url, port)
     base = f"http://127.0.0.1:{port}"
 
-    def run(requests: list[Request], clients: int) -> tuple[float, list[float], int]:
+    def run(requests: Sequence[Request], clients: int) -> tuple[float, list[float], int]:
         return asyncio.run(drive(base, requests, clients))
 
     token = cases[0][1]

@@ -74,7 +74,7 @@ class World:
                     ctx, name=f"镇长{c}-{t}", unit_id=town, position="镇长", is_leader=True
                 )
                 self.towns.append((town, clerk.aggregate_id, leader.aggregate_id, county_leader))
-        book = ledger.repository.get(RuleBook.ID)
+        book: object = ledger.repository.get(RuleBook.ID)
         assert isinstance(book, RuleBook)
         self.deadlines = book.deadlines_for("CN", START)
 
