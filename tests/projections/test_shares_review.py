@@ -200,23 +200,29 @@ def table_names(store: ViewStore) -> set[str]:
 
 
 def open_connections(database_url: str) -> int:
-    """Connections open to the store: this process's handles on the SQLite file, or the server's sessions."""
+    """Connections this process holds open to the store: handles on the SQLite file, or TCP
+    connections to the PostgreSQL server (other tests, in other processes, hold their own)."""
+    targets = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            targets[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+    env = store_env(database_url)
     if database_url.startswith("sqlite"):
-        path = os.path.realpath(store_env(database_url)["SQLITE_DBNAME"])
-        count = 0
-        for fd in os.listdir("/proc/self/fd"):
-            try:
-                count += os.path.realpath(f"/proc/self/fd/{fd}") == path
-            except OSError:
-                continue
-        return count
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone()
-        assert row is not None
-        return int(row[0])
+        path = os.path.realpath(env["SQLITE_DBNAME"])
+        return sum(os.path.realpath(f"/proc/self/fd/{fd}") == path for fd in targets)
+    mine = {target[len("socket:[") : -1] for target in targets.values() if target.startswith("socket:[")}
+    port, established = int(env["POSTGRES_PORT"]), "01"
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                remote, state, inode = fields[2], fields[3], fields[9]
+                count += int(remote.rsplit(":", 1)[1], 16) == port and state == established and inode in mine
+    return count
 
 
 @pytest.fixture
