@@ -224,7 +224,7 @@ def register(request: Request, body: EndpointCreate, caller: Owner, log: Log) ->
     """
     topics_of(body.types)
     settings: Settings = request.app.state.settings
-    refused = refused_literal(httpx.URL(body.url).host)
+    refused = refused_literal(httpx.URL(body.url).raw_host.decode("ascii"))
     if refused is not None and not settings.webhook_private_networks:
         raise ApiProblem(
             VALIDATION_FAILED,

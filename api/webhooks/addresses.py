@@ -3,75 +3,115 @@
 A key that may register a webhook must not be able to make the ledger's own host call what
 only it can reach (the database, a metadata service, an admin console on loopback): that
 is server-side request forgery. So a receiver's address must be global (not loopback,
-private, link-local, shared, reserved or multicast) unless `webhook_private_networks` is
-set, for a single machine, a test bench or an internal network.
+private, link-local, shared, reserved or multicast, nor an IPv6 form wrapping such an IPv4
+address) unless `webhook_private_networks` is set, for a single machine, a test bench or an
+internal network.
 
-Checked twice: at registration, for a URL naming such an address outright; and before every
-delivery, on every address the receiver's name resolves to then (a name may be pointed
-elsewhere after registering). A name re-pointed between that check and the connection
-itself is not caught; putting the receivers behind an egress proxy closes that too.
+Checked twice: at registration, for a URL naming such an address outright; and at every
+connection, by the transport the delivery worker uses (`PublicOnlyTransport`): it resolves
+the receiver's name itself (as the URL spells it on the wire, IDNA-encoded), refuses if any
+address it resolves to is not public or if it does not resolve, and connects to an address
+it checked, so the name cannot be pointed elsewhere between the check and the connection.
+TLS still verifies the certificate against the name.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
-import time
+from collections.abc import Iterable
 
-RESOLVED_FOR = 60.0
-"""Seconds a name's verdict is kept before the name is resolved again."""
+import httpcore
+import httpx
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-class NonPublicAddress(Exception):
-    """A receiver's address is not a public one, and the settings do not allow others."""
+NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+"""IPv6 prefixes that translate to the IPv4 address in their last 32 bits (RFC 6052, RFC 8215)."""
 
 
 def refused_literal(host: str) -> str | None:
     """Why a URL's host may not be a receiver, judged without resolving it: an address that is not
-    public, or `localhost`; None if it is a public address or a name to resolve later."""
-    if host.lower().rstrip(".") == "localhost" or host.lower().endswith(".localhost"):
+    public, or `localhost`; None if it is a public address or a name to resolve when called."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
         return f"{host} is this machine"
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
-    return None if _public(address) else f"{host} is not a public address"
+    return None if public(address) else f"{host} is not a public address"
 
 
-class Resolver:
-    """Checks that a receiver's name resolves only to public addresses (verdicts kept a minute)."""
+def public(address: Address) -> bool:
+    """Whether an address is one anyone on the internet could reach, IPv4 wrapped in IPv6 unwrapped."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return public(embedded)
+    return address.is_global and not address.is_multicast
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries: mapped, 6to4, Teredo, NAT64, or IPv4-compatible."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if any(address in prefix for prefix in NAT64) or int(address) >> 32 == 0:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def checked_address(host: str, port: int) -> str:
+    """An address of `host` to connect to, once every address it resolves to is public.
+
+    Raises httpcore.ConnectError (the delivery fails and is retried like any refused one).
+    """
+    try:
+        found = [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+    except (OSError, UnicodeError, ValueError) as error:
+        raise httpcore.ConnectError(f"not called: {host} does not resolve ({error})") from None
+    hidden = _hidden(found)
+    if hidden:
+        raise httpcore.ConnectError(
+            f"not called: {host} resolves to {', '.join(hidden)}, not a public address"
+        )
+    if not found:
+        raise httpcore.ConnectError(f"not called: {host} resolves to no address")
+    return found[0]
+
+
+def _hidden(addresses: Iterable[str]) -> list[str]:
+    return sorted({a for a in addresses if not public(ipaddress.ip_address(a.split("%")[0]))})
+
+
+class PublicOnlyBackend(httpcore.SyncBackend):
+    """Opens TCP connections only to public addresses, to an address it has checked itself."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        address = checked_address(host, port)
+        return super().connect_tcp(address, port, timeout, local_address, socket_options)
+
+
+class PublicOnlyTransport(httpx.HTTPTransport):
+    """httpx's own transport, connecting through `PublicOnlyBackend` (and no proxy from the
+    environment: a proxy would be the address checked, not the receiver)."""
 
     def __init__(self) -> None:
-        self._verdicts: dict[tuple[str, int], tuple[float, str | None]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, host: str, port: int) -> None:
-        """Raise NonPublicAddress unless every address `host` resolves to is public."""
-        refused = refused_literal(host)
-        if refused is None:
-            refused = self._verdict(host, port)
-        if refused is not None:
-            raise NonPublicAddress(refused)
-
-    def _verdict(self, host: str, port: int) -> str | None:
-        now = time.monotonic()
-        with self._lock:
-            kept = self._verdicts.get((host, port))
-        if kept is not None and now - kept[0] < RESOLVED_FOR:
-            return kept[1]
-        try:
-            found = {str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
-        except OSError:
-            return None  # unresolvable: the delivery fails on its own, with the resolver's error
-        hidden = sorted(a for a in found if not _public(ipaddress.ip_address(a.split("%")[0])))
-        verdict = f"{host} resolves to {', '.join(hidden)}, not a public address" if hidden else None
-        with self._lock:
-            self._verdicts[(host, port)] = (now, verdict)
-        return verdict
-
-
-def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+        super().__init__(trust_env=False)
+        # httpx builds its httpcore pool without a way to pass a network backend: build it here,
+        # as httpx does (tests/api/test_webhook_addresses.py fails if this stops taking effect).
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            network_backend=PublicOnlyBackend(),
+        )

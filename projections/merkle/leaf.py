@@ -38,7 +38,12 @@ def leaf_bytes(
 def uuid_bytes(text: str) -> bytes:
     """`UUID(text).bytes`, without building a UUID for the canonical dashed spelling."""
     if len(text) == 36 and text.count("-") == 4:
-        return bytes.fromhex(text.replace("-", ""))
+        try:
+            packed = bytes.fromhex(text.replace("-", ""))
+        except ValueError:  # not hex digits: UUID() decides, as it always did
+            packed = b""
+        if len(packed) == 16:  # fromhex skips whitespace, which UUID() reads differently
+            return packed
     return UUID(text).bytes
 
 

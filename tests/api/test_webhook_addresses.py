@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpcore
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -13,7 +16,7 @@ from api.app import create_app
 from api.keys import PrincipalKind
 from api.settings import Settings
 from api.webhooks import addresses
-from api.webhooks.addresses import NonPublicAddress, Resolver, refused_literal
+from api.webhooks.addresses import PublicOnlyTransport, checked_address, public, refused_literal
 from tests.api.conftest import Api
 from tests.api.test_webhooks import Receiver, bearer, eventually, hook_settings, receivers  # noqa: F401 - a fixture
 from tests.support import World
@@ -76,45 +79,66 @@ def test_a_receiver_whose_name_resolves_to_this_machine_is_not_called(
     created = guarded.client.post("/webhooks", json={"url": url}, headers=integrator)
     assert created.status_code == 201, created.text  # a name: judged when it is called
     guarded.register()
-
-    def refused() -> bool:
-        log = guarded.client.get(f"/webhooks/{created.json()['id']}/deliveries", headers=integrator)
-        return bool(log.json())
-
-    eventually(refused)
-    (first, *_) = reversed(
-        guarded.client.get(f"/webhooks/{created.json()['id']}/deliveries", headers=integrator).json()
-    )
+    deliveries = f"/webhooks/{created.json()['id']}/deliveries"
+    eventually(lambda: bool(guarded.client.get(deliveries, headers=integrator).json()))
+    first = guarded.client.get(deliveries, headers=integrator).json()[-1]
     assert first["succeeded"] is False
     assert first["status"] is None
-    assert first["error"] == f"not called: {PUBLIC_HOST} resolves to 127.0.0.1, not a public address"
+    assert first["error"] == (
+        f"ConnectError: not called: {PUBLIC_HOST} resolves to 127.0.0.1, not a public address"
+    )
     assert receiver.received == []
 
 
-def test_only_public_addresses_pass_and_the_name_is_resolved_once_a_minute(
+def test_the_transport_connects_to_the_address_it_checked_not_to_a_second_lookup(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert refused_literal("203.0.113.7") is not None  # documentation range: not global
-    assert refused_literal("8.8.8.8") is None
-    assert refused_literal("2001:4860:4860::8888") is None
-    assert refused_literal("224.0.0.1") is not None
-    assert refused_literal(PUBLIC_HOST) is None  # a name: resolved when called
-    calls: list[str] = []
-    resolving(monkeypatch, {PUBLIC_HOST: "93.184.215.14", "intranet.example.org": "10.0.0.8"})
-    counted = addresses.socket.getaddrinfo
+    answers = iter(["93.184.215.14", "127.0.0.1"])  # public when checked, loopback after (rebinding)
+    looked_up: list[str] = []
 
-    def counting(host: str, *args: Any, **kwargs: Any) -> Any:
-        calls.append(host)
-        return counted(host, *args, **kwargs)
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        looked_up.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
 
-    monkeypatch.setattr(addresses.socket, "getaddrinfo", counting)
-    resolver = Resolver()
-    resolver.check(PUBLIC_HOST, 443)
-    resolver.check(PUBLIC_HOST, 443)
-    assert calls == [PUBLIC_HOST]
-    with pytest.raises(NonPublicAddress, match=r"intranet\.example\.org resolves to 10\.0\.0\.8"):
-        resolver.check("intranet.example.org", 443)
-    resolver.check("unknown.example.org", 443)  # unresolvable: left to fail on its own
+    monkeypatch.setattr(addresses.socket, "getaddrinfo", getaddrinfo)
+    connected: list[tuple[str, int]] = []
+
+    def connect_tcp(self: Any, host: str, port: int, *args: Any) -> Any:
+        connected.append((host, port))
+        raise httpcore.ConnectError("stopped here")
+
+    monkeypatch.setattr(httpcore.SyncBackend, "connect_tcp", connect_tcp)
+    with httpx.Client(transport=PublicOnlyTransport()) as client, pytest.raises(httpx.ConnectError):
+        client.post("https://faß.example.org/hook", content=b"{}")
+    assert looked_up == ["xn--fa-hia.example.org"], "the name as sent on the wire (IDNA 2008), once"
+    assert connected == [("93.184.215.14", 443)]
+
+
+def test_a_name_that_does_not_resolve_is_not_called() -> None:
+    with pytest.raises(httpcore.ConnectError, match="does not resolve"):
+        checked_address("no-such-host.invalid", 443)
+
+
+@pytest.mark.parametrize(
+    ("address", "reachable"),
+    [
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("203.0.113.7", False),  # documentation range
+        ("224.0.0.1", False),  # multicast
+        ("100.64.0.1", False),  # shared (carrier-grade NAT)
+        ("::ffff:10.0.0.5", False),  # IPv4-mapped
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("64:ff9b::a00:5", False),  # NAT64 to 10.0.0.5
+        ("64:ff9b::808:808", True),  # NAT64 to 8.8.8.8
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo client 10.0.0.1
+        ("::", False),
+    ],
+)
+def test_only_addresses_anyone_could_reach_are_public(address: str, reachable: bool) -> None:
+    assert public(ipaddress.ip_address(address)) is reachable
+    assert (refused_literal(address) is None) is reachable
 
 
 def test_private_receivers_are_allowed_when_the_operator_says_so(database_url: str, world: World) -> None:
