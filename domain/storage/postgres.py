@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any
@@ -11,7 +12,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg import Cursor
 from psycopg.errors import DuplicateObject
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey, LogRow
 from domain.storage.ddl import lock_schema
@@ -64,15 +65,48 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         ).format(schema, Identifier(self.events_table_name))
 
     def create_table(self) -> None:
-        """Create schema, types, tables, functions and triggers in one transaction, one process at a time."""
+        """Create schema, types, tables, functions and triggers in one transaction, one process at a time,
+        unless this very schema is there already, its refusing triggers in place.
+
+        The statements lock the events table (`CREATE OR REPLACE TRIGGER`, `CREATE INDEX IF NOT
+        EXISTS`), so running them at every process start would make every starting server,
+        runner or CLI command queue with the ledger's writers; a digest of the statements, kept
+        as the refusing function's comment, says they have all run, and nothing is locked then.
+        A refusing trigger dropped or disabled behind the ledger's back is still put back by
+        the next process that starts, as before.
+        """
+        digest = hashlib.sha256("\n".join(s.as_string() for s in self.sql_create_statements).encode())
+        done = digest.hexdigest()
         with self.datastore.transaction(commit=True) as curs:
-            lock_schema(curs, self.datastore.schema)
-            for statement in self.sql_create_statements:
-                if "CREATE TYPE" in statement.as_string():  # no IF NOT EXISTS for types
-                    with suppress(DuplicateObject), curs.connection.transaction():
-                        curs.execute(statement, prepare=False)
-            self._create_table(curs)
+            curs.execute(
+                "SELECT obj_description(to_regprocedure(%s), 'pg_proc') AS done, "
+                "(SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
+                "AND t.tgname = ANY(%s) AND t.tgenabled <> 'D') AS guarding",
+                (self._refuse, self.datastore.schema, self._guards),
+            )
+            found = curs.fetchone()
+            if found is None or found["done"] != done or found["guarding"] != len(self._guards):
+                lock_schema(curs, self.datastore.schema)
+                for statement in self.sql_create_statements:
+                    if "CREATE TYPE" in statement.as_string():  # no IF NOT EXISTS for types
+                        with suppress(DuplicateObject), curs.connection.transaction():
+                            curs.execute(statement, prepare=False)
+                self._create_table(curs)
+                curs.execute(SQL("COMMENT ON FUNCTION {0} IS {1}").format(SQL(self._refuse), Literal(done)))
         self.datastore.register_type_adapters()
+
+    @property
+    def _guards(self) -> list[str]:
+        """The names of the refusing triggers (`_refusing_triggers`)."""
+        tables = (self.events_table_name, COMMANDS_TABLE)
+        return [f"{table}_refuse_{what}" for table in tables for what in ("change", "truncate")]
+
+    @property
+    def _refuse(self) -> str:
+        """The refusing trigger function's signature, schema-qualified."""
+        schema = self.datastore.schema.replace('"', '""')
+        return f'"{schema}".{REFUSE_FUNCTION}()'
 
     def _refusing_triggers(self, table: str) -> list[Composed]:
         target = SQL("{0}.{1}").format(Identifier(self.datastore.schema), Identifier(table))

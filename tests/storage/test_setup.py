@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from uuid import uuid4
 
 import psycopg
@@ -66,3 +67,33 @@ def test_a_missing_postgres_schema_is_created_for_the_ledger_and_its_views() -> 
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_a_process_starting_on_a_ledger_already_set_up_waits_for_no_writer(postgres_schema_url: str) -> None:
+    Ledger(postgres_schema_url).close()
+    schema = postgres_schema_url.rsplit("schema=", 1)[1]
+    with psycopg.connect(POSTGRES_URL) as writer:  # a writer mid-insert holds this lock to its commit
+        writer.execute(f'LOCK TABLE "{schema}".stored_events IN EXCLUSIVE MODE')
+        opening = threading.Thread(target=lambda: Ledger(postgres_schema_url).close())
+        opening.start()
+        opening.join(timeout=15)
+        started_beside_the_writer = not opening.is_alive()
+        writer.rollback()
+        opening.join()
+    assert started_beside_the_writer, "the start waited for the writer's lock (it ran the schema's DDL)"
+
+
+def test_a_refusing_trigger_dropped_behind_the_ledgers_back_is_back_at_the_next_start(
+    postgres_schema_url: str,
+) -> None:
+    Ledger(postgres_schema_url).close()
+    schema = postgres_schema_url.rsplit("schema=", 1)[1]
+    count = (
+        "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT t.tgisinternal"
+    )
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as attacker:
+        attacker.execute(f'DROP TRIGGER stored_events_refuse_change ON "{schema}".stored_events')
+        assert attacker.execute(count, (schema,)).fetchone() == (3,)
+        Ledger(postgres_schema_url).close()
+        assert attacker.execute(count, (schema,)).fetchone() == (4,)
