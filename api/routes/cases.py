@@ -274,7 +274,7 @@ def _dossier(
         _, aggregate_id, version, topic, payload = payloads[position]
         leaf = leaf_bytes(index, aggregate_id, version, topic, recorded_at, payload)
         try:
-            path, hashed = tree.inclusion(index, size), tree.leaf(index)
+            path, hashed, _ = tree.proving(index, size)
         except ProofError as error:  # the tree is smaller than what was signed: it is being rebuilt
             raise ApiProblem(
                 NOT_CAUGHT_UP, f"the Merkle log is behind: {error}", {"Retry-After": "5"}

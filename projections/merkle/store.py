@@ -58,18 +58,9 @@ class NodeReader:
         self._check(size)
         return self._computed(lambda subtree: root(size, subtree))
 
-    def leaf(self, index: int) -> bytes:
-        """The leaf hash at `index`."""
-        self._check(index + 1)
-        return self._computed(lambda subtree: subtree(index, index + 1))
-
-    def inclusion(self, index: int, size: int) -> list[bytes]:
-        """The audit path of leaf `index` in the tree of `size` leaves."""
-        self._check(size)
-        return self._computed(lambda subtree: inclusion_proof(index, size, subtree))
-
     def proving(self, index: int, size: int) -> tuple[list[bytes], bytes, bytes]:
-        """`inclusion(index, size)`, `leaf(index)` and `root(size)` at once: one round trip for the three."""
+        """The audit path of leaf `index` in the tree of `size` leaves, the leaf's hash and the tree's
+        root: one round trip for the three."""
         self._check(size)
         return self._computed(
             lambda subtree: (
