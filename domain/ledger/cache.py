@@ -1,10 +1,12 @@
 """An aggregate cache kept exact by following the notification log.
 
-Before each command the cache asks the store for its highest notification id; if
-anything was recorded since the cache last looked, it reads those notifications and
-forgets the aggregates they touched. So a command reads the registry, the rule book
-and its case from memory, with one cheap query, instead of one query per aggregate,
-and still sees every change made by other threads or processes.
+The cache is current as of a log position. A command reads the registry, the rule book
+and its case from memory, and its save checks, under the events table's write lock, that
+nothing recorded after that position touched what it read (`domain.storage.freshness`);
+when something did, the command refreshes the cache and runs again. A refresh reads the
+notifications recorded since the cache last looked and forgets the aggregates they
+touched. So a command costs no query of its own beyond its write, and still sees every
+change made by other threads or processes.
 
 This relies on the notification log never showing a lower id after a higher one:
 true on SQLite (one writer at a time) and on the library's PostgreSQL recorder,
@@ -13,7 +15,7 @@ which locks the events table so insert order is commit order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from contextlib import suppress
 from threading import Lock
 from typing import cast
@@ -42,9 +44,13 @@ class FollowingCache:
         """The notification id up to which every cached aggregate is known to be current."""
         return self._position
 
-    def refresh(self) -> None:
-        """Forget aggregates changed since the cache last looked at the log."""
+    def refresh(self, watched: Set[UUID] = frozenset()) -> bool:
+        """Forget aggregates changed since the cache last looked at the log.
+
+        Answers whether any of the `watched` aggregates was among them.
+        """
         current = self._recorder.max_notification_id() or 0
+        changed = False
         with self._lock:
             start = self._position
             while start < current:
@@ -54,9 +60,12 @@ class FollowingCache:
                 if not page:
                     break
                 for notification in page:
-                    self._forget(cast(UUID, notification.originator_id))
+                    aggregate_id = cast(UUID, notification.originator_id)
+                    self._forget(aggregate_id)
+                    changed = changed or aggregate_id in watched
                 start = page[-1].id
             self._position = max(self._position, current)
+        return changed
 
     def get(self, aggregate_id: UUID) -> LedgerAggregate:
         """The current aggregate, shared: callers must not change it (clone it instead)."""
@@ -72,14 +81,26 @@ class FollowingCache:
                 self._entries.put(aggregate_id, aggregate)
         return aggregate
 
-    def saved(self, aggregates: Sequence[LedgerAggregate], positions: Sequence[int]) -> None:
-        """Take in what this process just saved at `positions`."""
+    def saved(
+        self,
+        aggregates: Sequence[LedgerAggregate],
+        positions: Sequence[int],
+        intervening: Sequence[UUID] | None = None,
+    ) -> None:
+        """Take in what this process just saved at `positions`.
+
+        `intervening`, when the save checked it, names every aggregate others changed
+        between the cache's position and these events: they are forgotten, and the
+        cache moves past them.
+        """
         with self._lock:
             if not positions or self._position >= min(positions):
-                return  # a refresh already passed these events; later ones may exist
+                return  # a refresh or a later save already passed these events
+            for aggregate_id in intervening or ():
+                self._forget(aggregate_id)
             for aggregate in aggregates:
                 self._entries.put(aggregate.id, aggregate)
-            if min(positions) == self._position + 1:
+            if intervening is not None or min(positions) == self._position + 1:
                 self._position = max(positions)
 
     def _forget(self, aggregate_id: UUID) -> None:

@@ -33,6 +33,7 @@ from domain.errors import (
 from domain.ledger.cache import FollowingCache, StripedLocks
 from domain.ledger.work import Actor, CommandContext, Work, resolve_actor, typed
 from domain.storage.commands import CommandLog, CommandRecord
+from domain.storage.freshness import StaleRead
 from domain.storage.mapper import OrjsonTranscoder, PydanticMapper
 from domain.storage.url import store_env
 
@@ -144,7 +145,8 @@ class LedgerCore(Application[UUID]):
         for attempt in range(1, MAX_ATTEMPTS + 1):
             work: Work | None = None
             try:
-                self.cache.refresh()
+                if attempt > 1:
+                    self.cache.refresh()
                 work = Work(self, ctx, command_id)
                 aggregate_id = body(work)
                 touched = work.touched
@@ -154,16 +156,22 @@ class LedgerCore(Application[UUID]):
                     (e.originator_id, e.originator_version) for a in touched for e in a.pending_events
                 )
                 record = CommandRecord(command_id, name, digest, ctx.actor_id, aggregate_id, events, work.now)
-                recordings = self.save(*touched, command=record)
+                recordings = self.save(*touched, command=record, freshness=work.freshness)
                 positions = tuple(r.notification.id for r in recordings)
-                self.cache.saved(touched, positions)
+                self.cache.saved(touched, positions, work.freshness.intervening)
             except LedgerError:
                 earlier = self.earlier_answer(command_id, digest)
-                if earlier is None:
+                if earlier is not None:
+                    return earlier
+                if work is None or attempt == MAX_ATTEMPTS or not self.cache.refresh(work.freshness.read):
                     raise
-                return earlier
+                continue  # refused on a read that another writer had changed: decide again on fresh state
             except ValidationError as error:  # a value the command passed on that no event may hold
                 raise InvalidArgument(_first_problem(error)) from None
+            except StaleRead:
+                if attempt == MAX_ATTEMPTS:
+                    raise ConcurrencyConflict(f"{name} kept reading what others were changing") from None
+                continue  # another writer changed what the command read: refresh, run again
             except IntegrityError:
                 earlier = self.earlier_answer(command_id, digest)
                 if earlier is not None:

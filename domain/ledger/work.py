@@ -26,6 +26,7 @@ from domain.ids import LEDGER_NAMESPACE
 from domain.registry import Cadre, Posting, Unit
 from domain.rules import Deadlines
 from domain.rules.book import RuleBook
+from domain.storage.freshness import Freshness
 from domain.values import Evidence, Role
 
 if TYPE_CHECKING:
@@ -132,12 +133,16 @@ class Work:
         self.occurred_at = min(occurred_at, self.now)  # business time never after record time
         self.narrative = check_free_text(ctx.narrative, what="narrative")
         self._tracked: dict[UUID, LedgerAggregate] = {}
+        self.freshness = Freshness(after=ledger.cache.position)
+        """What the command read from the cache, checked by its save (`domain.storage.freshness`)."""
         self._actor: Actor | None = None
         self._stamp: Stamp | None = None
 
     def _after_waiting(self) -> None:
         """Another command on the aggregate just finished: see its effects, and record after it."""
         self.ledger.cache.refresh()
+        if not self.freshness.read:
+            self.freshness.after = self.ledger.cache.position
         self.now = max(self.now, self.ledger.clock.now())
         if self.ctx.occurred_at is None:
             self.occurred_at = self.now
@@ -190,6 +195,7 @@ class Work:
     def exists(self, aggregate_id: UUID) -> bool:
         if aggregate_id in self._tracked:
             return True
+        self.freshness.read.add(aggregate_id)
         try:
             self.ledger.cache.get(aggregate_id)
         except AggregateNotFoundError:
@@ -216,6 +222,7 @@ class Work:
         return [a for a in self._tracked.values() if a.pending_events]
 
     def _load(self, cls: type[A], aggregate_id: UUID, *, private: bool) -> A:
+        self.freshness.read.add(aggregate_id)
         shared = self.ledger.peek(cls, aggregate_id)
         return shared.clone() if private else shared
 

@@ -8,14 +8,17 @@ from contextlib import suppress
 from typing import Any
 
 import orjson
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
-from psycopg import Cursor
+from eventsourcing.utils import retry
+from psycopg import Cursor, InterfaceError, OperationalError
 from psycopg.errors import DuplicateObject
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey, LogRow
 from domain.storage.ddl import lock_schema
+from domain.storage.freshness import WINDOW, Freshness
 
 EVENTS_TABLE = "stored_events"
 COMMANDS_TABLE = "command_log"
@@ -60,6 +63,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
             "WHERE notification_id = ANY(%s) ORDER BY notification_id"
         ).format(schema, Identifier(self.events_table_name))
+        self.insert_checked = SQL(
+            "WITH ours AS ({0}) SELECT notification_id, NULL AS originator_id FROM ours "
+            "UNION ALL (SELECT notification_id, originator_id FROM {1}.{2} "
+            "WHERE notification_id > %s ORDER BY notification_id LIMIT %s)"
+        ).format(self.insert_events_statement, schema, Identifier(self.events_table_name))
+        """Insert the events and read, in the same snapshot, what others recorded after a position."""
         self.select_position = SQL(
             "SELECT notification_id FROM {0}.{1} WHERE originator_id = %s AND originator_version = %s"
         ).format(schema, Identifier(self.events_table_name))
@@ -120,6 +129,36 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "CREATE OR REPLACE TRIGGER {0} BEFORE TRUNCATE ON {1} FOR EACH STATEMENT EXECUTE FUNCTION {2}"
             ).format(Identifier(f"{table}_refuse_truncate"), target, function),
         ]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """The library's pipelined insert, with the command's read-set check in the same statement.
+
+        Once the events table is locked, one statement inserts the events and reads what others
+        recorded after the command's cache position (the insert's own rows are not in that
+        snapshot), so the check costs no round trip. A stale read rolls the transaction back.
+        """
+        freshness: Freshness | None = kwargs.get("freshness")
+        if freshness is None or not stored_events:
+            unchecked: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return unchecked
+        rows = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
+        # Errors propagate through the transaction block, which rolls back (even if the server
+        # reported the error before the sync), and `get_connection` maps them to the library's.
+        with self.datastore.get_connection() as conn, conn.pipeline() as pipeline, conn.transaction():
+            with conn.cursor() as curs:
+                self._insert_events(curs, stored_events, **kwargs)
+            with conn.cursor() as curs:
+                self._lock_table(curs)
+                self._notify_channel(curs)
+                curs.execute(self.insert_checked, (rows, freshness.after, WINDOW + 1), prepare=True)
+                pipeline.sync()
+                found = curs.fetchall()
+            freshness.judge(r["originator_id"] for r in found if r["originator_id"] is not None)
+        return sorted(r["notification_id"] for r in found if r["originator_id"] is None)
 
     def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[Any], **kwargs: Any) -> None:
         command: CommandRecord | None = kwargs.get("command")

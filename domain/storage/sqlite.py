@@ -14,6 +14,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from eventsourcing.utils import Environment, EnvType
 
 from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey, LogRow
+from domain.storage.freshness import WINDOW, Freshness
 
 COMMANDS_TABLE = "command_log"
 
@@ -88,7 +89,16 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 f"INSERT INTO {COMMANDS_TABLE} ({', '.join(COLUMNS)}) VALUES (?,?,?,?,?,?,?)",
                 command.row(),
             )
-        return super()._insert_events(c, stored_events, **kwargs)
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        freshness: Freshness | None = kwargs.get("freshness")
+        if freshness is not None and positions and positions[0] != freshness.after + 1:
+            # Rowids are max + 1 (nothing is ever deleted), so a gap means others wrote in between.
+            c.execute(
+                f"SELECT originator_id FROM {self.events_table_name} WHERE rowid > ? AND rowid < ? LIMIT ?",
+                (freshness.after, positions[0], WINDOW + 1),
+            )
+            freshness.judge(UUID(row[0]) for row in c.fetchall())
+        return positions
 
     def select_command(self, command_id: str) -> CommandRecord | None:
         with self.datastore.transaction(commit=False) as c:

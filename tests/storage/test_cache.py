@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import pytest
 
 from domain.clock import ManualClock
 from domain.errors import NotActive, RoleRequired, VersionConflict
+from domain.events import Stamp
 from domain.ledger import Ledger
 from domain.registry import Unit
 from domain.rules import RuleSet
 from domain.rules.defaults import packaged_rule_sets
+from domain.storage.freshness import Freshness, StaleRead
 from tests.support import World
 
 
@@ -45,6 +48,72 @@ def test_a_transfer_made_through_one_ledger_stamps_the_next_event_recorded_throu
     first, second = [e for e in world.events(case_id) if type(e).__name__ == "ActionRecorded"]
     assert first.actor_unit_id == world.township
     assert second.actor_unit_id == world.county_dept
+
+
+def saves_of(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record, for each save `ledger` attempts, whether it committed or rolled back on a stale read."""
+    outcomes: list[str] = []
+    save = ledger.save
+
+    def counted(*objs: Any, **kwargs: Any) -> Any:
+        try:
+            recordings = save(*objs, **kwargs)
+        except StaleRead:
+            outcomes.append("stale")
+            raise
+        outcomes.append("committed")
+        return recordings
+
+    monkeypatch.setattr(ledger, "save", counted)
+    return outcomes
+
+
+def test_a_save_whose_reads_another_ledger_changed_rolls_back_and_the_command_runs_again(
+    world: World, other: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_id = world.accepted()
+    world.do(world.handler, "record_action", case_id=case_id, kind="visit")  # A caches the handler
+    other.transfer_cadre(
+        world.ctx(world.admin), cadre_id=world.handler, unit_id=world.county_dept, position="科员"
+    )
+    outcomes = saves_of(world.ledger, monkeypatch)
+    before = len(world.events(case_id))
+    world.do(world.handler, "record_action", case_id=case_id, kind="talk")
+    assert outcomes == ["stale", "committed"]
+    assert len(world.events(case_id)) == before + 1
+    assert world.events(case_id)[-1].actor_unit_id == world.county_dept
+
+
+def test_a_save_whose_reads_no_one_else_changed_commits_at_once_and_the_cache_moves_past_the_others_events(
+    world: World, other: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine, theirs = world.accepted(), world.accepted()
+    world.do(world.handler, "record_action", case_id=theirs, kind="visit")  # A caches their case
+    elsewhere = other.record_action(world.ctx(world.township_clerk), case_id=theirs, kind="talk")
+    outcomes = saves_of(world.ledger, monkeypatch)
+    result = world.do(world.handler, "record_action", case_id=mine, kind="visit")
+    assert outcomes == ["committed"]
+    assert result.position > elsewhere.position
+    assert world.ledger.cache.position == result.position
+    assert world.ledger.cache.get(theirs).version == elsewhere.version  # the stale copy was forgotten
+
+
+def test_the_store_refuses_a_save_whose_read_set_changed_after_its_position_and_writes_nothing(
+    world: World, other: Ledger
+) -> None:
+    case_id = world.accepted()
+    position = world.ledger.recorder.max_notification_id()
+    other.record_action(world.ctx(world.handler), case_id=case_id, kind="talk")
+    case = world.ledger.repository.get(case_id)
+    now = world.clock.now()
+    case.record_action(
+        Stamp(world.handler, world.township, now, now, "direct", "direct", "a direct save"), "visit"
+    )
+    count = len(world.events(case_id))
+    freshness = Freshness(after=position, read={case_id})
+    with pytest.raises(StaleRead):
+        world.ledger.save(case, freshness=freshness)
+    assert len(world.events(case_id)) == count
 
 
 def test_an_expected_version_taken_from_the_other_ledger_is_accepted(world: World, other: Ledger) -> None:
