@@ -25,6 +25,7 @@ from eventsourcing.application import LRUCache, Repository
 from eventsourcing.persistence import ApplicationRecorder
 
 from domain.aggregate import LedgerAggregate
+from domain.storage.freshness import WINDOW
 
 PAGE = 1000
 
@@ -44,13 +45,9 @@ class FollowingCache:
         """The notification id up to which every cached aggregate is known to be current."""
         return self._position
 
-    def refresh(self, watched: Set[UUID] = frozenset()) -> bool:
-        """Forget aggregates changed since the cache last looked at the log.
-
-        Answers whether any of the `watched` aggregates was among them.
-        """
+    def refresh(self) -> None:
+        """Forget aggregates changed since the cache last looked at the log."""
         current = self._recorder.max_notification_id() or 0
-        changed = False
         with self._lock:
             start = self._position
             while start < current:
@@ -60,12 +57,21 @@ class FollowingCache:
                 if not page:
                     break
                 for notification in page:
-                    aggregate_id = cast(UUID, notification.originator_id)
-                    self._forget(aggregate_id)
-                    changed = changed or aggregate_id in watched
+                    self._forget(cast(UUID, notification.originator_id))
                 start = page[-1].id
             self._position = max(self._position, current)
-        return changed
+
+    def changed_since(self, after: int, watched: Set[UUID]) -> bool:
+        """Whether any of `watched` changed after position `after` (too many changes count as yes).
+
+        Refreshes the cache on the way. It asks the log itself, not the cache: other requests
+        may have moved the cache past `after` since a command read what it watches.
+        """
+        self.refresh()
+        changes = self._recorder.select_notifications(
+            start=after, stop=self._position, limit=WINDOW + 1, inclusive_of_start=False
+        )
+        return len(changes) > WINDOW or any(change.originator_id in watched for change in changes)
 
     def get(self, aggregate_id: UUID) -> LedgerAggregate:
         """The current aggregate, shared: callers must not change it (clone it instead)."""

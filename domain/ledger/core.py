@@ -163,7 +163,9 @@ class LedgerCore(Application[UUID]):
                 earlier = self.earlier_answer(command_id, digest)
                 if earlier is not None:
                     return earlier
-                if work is None or attempt == MAX_ATTEMPTS or not self.cache.refresh(work.freshness.read):
+                if work is None or attempt == MAX_ATTEMPTS:
+                    raise
+                if not self.cache.changed_since(work.freshness.after, work.freshness.read):
                     raise
                 continue  # refused on a read that another writer had changed: decide again on fresh state
             except ValidationError as error:  # a value the command passed on that no event may hold

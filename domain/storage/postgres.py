@@ -8,10 +8,10 @@ from contextlib import suppress
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from eventsourcing.utils import retry
-from psycopg import Cursor, InterfaceError, OperationalError
+from psycopg import Cursor
 from psycopg.errors import DuplicateObject
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
@@ -150,6 +150,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         # reported the error before the sync), and `get_connection` maps them to the library's.
         with self.datastore.get_connection() as conn, conn.pipeline() as pipeline, conn.transaction():
             with conn.cursor() as curs:
+                # The check must see what committed while this waits for the lock: under
+                # REPEATABLE READ (a server or pooler default) the first statement would fix
+                # the snapshot before the lock is taken.
+                curs.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 self._insert_events(curs, stored_events, **kwargs)
             with conn.cursor() as curs:
                 self._lock_table(curs)

@@ -8,13 +8,10 @@ is about to change.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
-from typing import Any
 
 import pytest
 
-from domain.clock import ManualClock
 from domain.errors import NotActive, RoleRequired, VersionConflict
 from domain.events import Stamp
 from domain.ledger import Ledger
@@ -22,16 +19,8 @@ from domain.registry import Unit
 from domain.rules import RuleSet
 from domain.rules.defaults import packaged_rule_sets
 from domain.storage.freshness import Freshness, StaleRead
+from tests.storage.spies import another_request_refreshes_once_read, saves_of
 from tests.support import World
-
-
-@pytest.fixture
-def other(world: World, database_url: str, clock: ManualClock) -> Iterator[Ledger]:
-    app = Ledger(database_url, clock=clock)
-    try:
-        yield app
-    finally:
-        app.close()
 
 
 def test_a_transfer_made_through_one_ledger_stamps_the_next_event_recorded_through_the_other(
@@ -48,24 +37,6 @@ def test_a_transfer_made_through_one_ledger_stamps_the_next_event_recorded_throu
     first, second = [e for e in world.events(case_id) if type(e).__name__ == "ActionRecorded"]
     assert first.actor_unit_id == world.township
     assert second.actor_unit_id == world.county_dept
-
-
-def saves_of(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record, for each save `ledger` attempts, whether it committed or rolled back on a stale read."""
-    outcomes: list[str] = []
-    save = ledger.save
-
-    def counted(*objs: Any, **kwargs: Any) -> Any:
-        try:
-            recordings = save(*objs, **kwargs)
-        except StaleRead:
-            outcomes.append("stale")
-            raise
-        outcomes.append("committed")
-        return recordings
-
-    monkeypatch.setattr(ledger, "save", counted)
-    return outcomes
 
 
 def test_a_save_whose_reads_another_ledger_changed_rolls_back_and_the_command_runs_again(
@@ -116,11 +87,17 @@ def test_the_store_refuses_a_save_whose_read_set_changed_after_its_position_and_
     assert len(world.events(case_id)) == count
 
 
-def test_an_expected_version_taken_from_the_other_ledger_is_accepted(world: World, other: Ledger) -> None:
+@pytest.mark.parametrize("refreshed_meanwhile", [False, True], ids=["alone", "refreshed-meanwhile"])
+def test_an_expected_version_taken_from_the_other_ledger_is_accepted(
+    world: World, other: Ledger, monkeypatch: pytest.MonkeyPatch, refreshed_meanwhile: bool
+) -> None:
+    """Also when another request of A's process refreshes the cache while the command runs."""
     case_id = world.accepted()
     world.do(world.township_clerk, "record_action", case_id=case_id, kind="visit")  # A caches the case at v3
     through_other = other.record_action(world.ctx(world.handler), case_id=case_id, kind="talk")
     assert through_other.version == 4
+    if refreshed_meanwhile:
+        another_request_refreshes_once_read(world.ledger, case_id, world.admin, monkeypatch)
     result = world.do(
         world.township_clerk,
         "record_action",
