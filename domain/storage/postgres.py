@@ -11,7 +11,7 @@ import orjson
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from eventsourcing.utils import retry
-from psycopg import Cursor
+from psycopg import Cursor, IsolationLevel
 from psycopg.errors import DuplicateObject
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
@@ -63,12 +63,17 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {0}.{1} "
             "WHERE notification_id = ANY(%s) ORDER BY notification_id"
         ).format(schema, Identifier(self.events_table_name))
-        self.insert_checked = SQL(
-            "WITH ours AS ({0}) SELECT notification_id, NULL AS originator_id FROM ours "
-            "UNION ALL (SELECT notification_id, originator_id FROM {1}.{2} "
+        window = SQL(
+            "SELECT notification_id, NULL AS originator_id FROM ours UNION ALL "
+            "(SELECT notification_id, originator_id FROM {0}.{1} "
             "WHERE notification_id > %s ORDER BY notification_id LIMIT %s)"
-        ).format(self.insert_events_statement, schema, Identifier(self.events_table_name))
+        ).format(schema, Identifier(self.events_table_name))
+        self.insert_checked = SQL("WITH ours AS ({0}) {1}").format(self.insert_events_statement, window)
         """Insert the events and read, in the same snapshot, what others recorded after a position."""
+        self.insert_checked_command = SQL("WITH command AS ({0}), ours AS ({1}) {2}").format(
+            self.insert_command, self.insert_events_statement, window
+        )
+        """The same, recording the command's row too: one statement for all a command writes."""
         self.select_position = SQL(
             "SELECT notification_id FROM {0}.{1} WHERE originator_id = %s AND originator_version = %s"
         ).format(schema, Identifier(self.events_table_name))
@@ -146,22 +151,27 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
             for e in stored_events
         ]
+        command: CommandRecord | None = kwargs.get("command")
+        if command is None:
+            statement, params = self.insert_checked, (rows, freshness.after, WINDOW + 1)
+        else:
+            statement, params = (
+                self.insert_checked_command,
+                (*command.row(), rows, freshness.after, WINDOW + 1),
+            )
         # Errors propagate through the transaction block, which rolls back (even if the server
         # reported the error before the sync), and `get_connection` maps them to the library's.
-        with self.datastore.get_connection() as conn, conn.pipeline() as pipeline, conn.transaction():
-            with conn.cursor() as curs:
-                # The check must see what committed while this waits for the lock: under
-                # REPEATABLE READ (a server or pooler default) the first statement would fix
-                # the snapshot before the lock is taken.
-                curs.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                self._insert_events(curs, stored_events, **kwargs)
-            with conn.cursor() as curs:
+        with self.datastore.get_connection() as conn:
+            # The check must see what committed while this waited for the lock: under REPEATABLE
+            # READ (a server or pooler default) the snapshot would be older than the lock.
+            conn.isolation_level = IsolationLevel.READ_COMMITTED
+            with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as curs:
                 self._lock_table(curs)
                 self._notify_channel(curs)
-                curs.execute(self.insert_checked, (rows, freshness.after, WINDOW + 1), prepare=True)
+                curs.execute(statement, params, prepare=True)
                 pipeline.sync()
                 found = curs.fetchall()
-            freshness.judge(r["originator_id"] for r in found if r["originator_id"] is not None)
+                freshness.judge(r["originator_id"] for r in found if r["originator_id"] is not None)
         return sorted(r["notification_id"] for r in found if r["originator_id"] is None)
 
     def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[Any], **kwargs: Any) -> None:
