@@ -133,6 +133,7 @@ class Work:
         self.occurred_at = min(occurred_at, self.now)  # business time never after record time
         self.narrative = check_free_text(ctx.narrative, what="narrative")
         self._tracked: dict[UUID, LedgerAggregate] = {}
+        self._derived: set[UUID] = set()
         self.freshness = Freshness(after=ledger.cache.position)
         """What the command read from the cache, checked by its save (`domain.storage.freshness`)."""
         self._actor: Actor | None = None
@@ -204,11 +205,19 @@ class Work:
 
     def new_id(self, kind: str, given: UUID | None) -> UUID:
         """`given`, or an id derived from the command id, so a retried creation names the same thing."""
-        return given or uuid5(LEDGER_NAMESPACE, f"{kind}/{self.command_id}")
+        if given is not None:
+            return given
+        derived = uuid5(LEDGER_NAMESPACE, f"{kind}/{self.command_id}")
+        self._derived.add(derived)
+        return derived
 
     def create(self, aggregate: A) -> A:
-        """Track a newly created aggregate for saving, refusing an id already taken."""
-        if self.exists(aggregate.id):
+        """Track a newly created aggregate for saving, refusing an id already taken.
+
+        An id derived from this command's id needs no look-up: only this command id can
+        have taken it, and the command log's key answers a second use of the command id.
+        """
+        if aggregate.id not in self._derived and self.exists(aggregate.id):
             raise AlreadyExists(f"{type(aggregate).__name__.lower()} {aggregate.id} already exists")
         return self.add(aggregate)
 
