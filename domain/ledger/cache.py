@@ -15,13 +15,13 @@ which locks the events table so insert order is commit order.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence, Set
-from contextlib import suppress
 from threading import Lock
 from typing import cast
 from uuid import UUID
 
-from eventsourcing.application import LRUCache, Repository
+from eventsourcing.application import Repository
 from eventsourcing.persistence import ApplicationRecorder
 
 from domain.aggregate import LedgerAggregate
@@ -36,7 +36,9 @@ class FollowingCache:
     def __init__(self, repository: Repository[UUID], recorder: ApplicationRecorder, maxsize: int) -> None:
         self._repository = repository
         self._recorder = recorder
-        self._entries: LRUCache[UUID, LedgerAggregate] = LRUCache(maxsize=maxsize)
+        self._entries: OrderedDict[UUID, LedgerAggregate] = OrderedDict()
+        """Least recently used first; guarded by `_lock`."""
+        self._maxsize = maxsize
         self._lock = Lock()
         self._position = recorder.max_notification_id() or 0
 
@@ -75,16 +77,17 @@ class FollowingCache:
 
     def get(self, aggregate_id: UUID) -> LedgerAggregate:
         """The current aggregate, shared: callers must not change it (clone it instead)."""
-        try:
-            return self._entries.get(aggregate_id)
-        except KeyError:
-            pass
+        with self._lock:
+            found = self._entries.get(aggregate_id)
+            if found is not None:
+                self._entries.move_to_end(aggregate_id)
+                return found
         seen = self._position
         aggregate: LedgerAggregate = self._repository.get(aggregate_id)
         with self._lock:
             # A refresh that ran while we read may have forgotten a newer version: don't cache.
             if self._position == seen:
-                self._entries.put(aggregate_id, aggregate)
+                self._keep(aggregate)
         return aggregate
 
     def saved(
@@ -105,13 +108,19 @@ class FollowingCache:
             for aggregate_id in intervening or ():
                 self._forget(aggregate_id)
             for aggregate in aggregates:
-                self._entries.put(aggregate.id, aggregate)
+                self._keep(aggregate)
             if intervening is not None or min(positions) == self._position + 1:
                 self._position = max(positions)
 
+    def _keep(self, aggregate: LedgerAggregate) -> None:
+        """Remember `aggregate` as the most recently used, forgetting the least if full (under `_lock`)."""
+        self._entries[aggregate.id] = aggregate
+        self._entries.move_to_end(aggregate.id)
+        if len(self._entries) > self._maxsize:
+            self._entries.popitem(last=False)
+
     def _forget(self, aggregate_id: UUID) -> None:
-        with suppress(KeyError):
-            self._entries.get(aggregate_id, evict=True)
+        self._entries.pop(aggregate_id, None)
 
 
 class StripedLocks:

@@ -9,12 +9,14 @@ is about to change.
 from __future__ import annotations
 
 from datetime import date
+from uuid import UUID
 
 import pytest
 
 from domain.errors import NotActive, RoleRequired, VersionConflict
 from domain.events import Stamp
 from domain.ledger import Ledger
+from domain.ledger.cache import FollowingCache
 from domain.registry import Unit
 from domain.rules import RuleSet
 from domain.rules.defaults import packaged_rule_sets
@@ -176,3 +178,18 @@ def test_a_command_id_used_through_one_ledger_is_replayed_by_the_other(world: Wo
     assert again.replayed
     assert again.positions == first.positions
     assert world.case(case_id).action_count == 1
+
+
+def test_a_full_cache_forgets_the_aggregate_used_least_recently(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = FollowingCache(world.ledger.repository, world.ledger.recorder, maxsize=2)
+    loads: list[UUID] = []
+    load = world.ledger.repository.get
+    monkeypatch.setattr(
+        world.ledger.repository, "get", lambda aggregate_id: loads.append(aggregate_id) or load(aggregate_id)
+    )
+    first, second, third = world.township, world.county, world.city
+    for aggregate_id in (first, second, first, third, first, second):
+        cache.get(aggregate_id)
+    assert loads == [first, second, third, second]
