@@ -145,6 +145,8 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        # `RequestLimits` answers any operation 400 for a NUL character in its path or query.
+        responses=problems.documented({400: "Malformed request (a NUL character in the path or query)"}),
     )
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
