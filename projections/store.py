@@ -14,8 +14,9 @@ import re
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from pathlib import Path
+from threading import Lock
 from typing import Any, Literal
 
 import psycopg
@@ -23,6 +24,7 @@ import psycopg.sql
 
 from domain.storage.ddl import lock_schema
 from domain.storage.url import store_env
+from domain.storage.writers import write_lock
 
 Dialect = Literal["sqlite", "postgres"]
 _PLACEHOLDER = re.compile(r"\?")
@@ -31,10 +33,12 @@ _PLACEHOLDER = re.compile(r"\?")
 class ViewConnection:
     """One connection, used by one thread at a time; statements use `?` placeholders."""
 
-    def __init__(self, dialect: Dialect, raw: Any, schema: str = "") -> None:
+    def __init__(self, dialect: Dialect, raw: Any, schema: str = "", writers: Lock | None = None) -> None:
         self.dialect = dialect
         self.raw = raw
         self.schema = schema
+        self.writers = writers
+        """SQLite: this process's write lock of the file (`domain.storage.writers`), held by each write."""
 
     def _sql(self, statement: str) -> str:
         return _PLACEHOLDER.sub("%s", statement) if self.dialect == "postgres" else statement
@@ -70,19 +74,24 @@ class ViewConnection:
             with self.raw.transaction():
                 yield self
             return
-        begin, undo, end = (
-            ("SAVEPOINT inner", "ROLLBACK TO inner; RELEASE inner", "RELEASE inner")
-            if self.raw.in_transaction
-            else ("BEGIN IMMEDIATE", "ROLLBACK", "COMMIT")
-        )
-        self.raw.execute(begin)
-        try:
-            yield self
-        except BaseException:
-            for statement in undo.split("; "):
-                self.raw.execute(statement)
-            raise
-        self.raw.execute(end)
+        if self.raw.in_transaction:
+            begin, undo, end, queue = (
+                "SAVEPOINT inner",
+                "ROLLBACK TO inner; RELEASE inner",
+                "RELEASE inner",
+                None,
+            )
+        else:
+            begin, undo, end, queue = "BEGIN IMMEDIATE", "ROLLBACK", "COMMIT", self.writers
+        with queue or nullcontext():
+            self.raw.execute(begin)
+            try:
+                yield self
+            except BaseException:
+                for statement in undo.split("; "):
+                    self.raw.execute(statement)
+                raise
+            self.raw.execute(end)
 
     @contextmanager
     def snapshot(self) -> Iterator[ViewConnection]:
@@ -143,7 +152,9 @@ class ViewStore:
                 # commit together, so a lost last commit only makes the view replay it.
                 raw.execute("PRAGMA synchronous=NORMAL")
             raw.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: index maintenance
-            return ViewConnection("sqlite", raw)
+            return ViewConnection(
+                "sqlite", raw, writers=None if self.scratch else write_lock(self._env["SQLITE_DBNAME"])
+            )
         env = self._env
         connection = psycopg.connect(
             dbname=env["POSTGRES_DBNAME"],

@@ -23,6 +23,7 @@ from eventsourcing.utils import Environment, EnvType
 
 from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey, LogRow
 from domain.storage.freshness import WINDOW, Freshness
+from domain.storage.writers import write_lock
 
 COMMANDS_TABLE = "command_log"
 
@@ -59,14 +60,16 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         self._probe: sqlite3.Connection | None = None
         self._probe_lock = Lock()
         self._writer: SQLiteConnection | None = None
-        self._writer_lock = Lock()
+        self._writer_lock = write_lock(datastore.pool.db_name)
 
     def insert_events(self, stored_events: Sequence[Any], **kwargs: Any) -> Sequence[int] | None:
         """Insert in one transaction on a connection kept for this recorder's writes.
 
-        SQLite takes one writer at a time anyway; a lock and a connection of our own cost
-        less than the pool's reader-writer interlock on every command. An in-memory store
-        goes through the pool, whose interlock it needs.
+        SQLite takes one writer at a time anyway; the file's write lock in this process
+        (`domain.storage.writers`, shared with the views) and a connection of our own cost
+        less than the pool's reader-writer interlock, and never sleep in SQLite's busy
+        handler behind another writer of this process. An in-memory store goes through the
+        pool, whose interlock it needs.
         """
         if self.datastore.pool.is_sqlite_memory_mode:
             return super().insert_events(stored_events, **kwargs)

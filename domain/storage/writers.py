@@ -1,0 +1,25 @@
+"""One queue per SQLite file for the writers of this process.
+
+SQLite admits one writer per file. A connection that finds the write lock taken waits in
+its busy handler, which sleeps 1, 2, 5, 10 ms and longer between tries, so two threads of
+one process writing the same file (the ledger's commands and the embedded views' runner)
+waited several times longer than the other held the lock: a command answered over HTTP
+took 5 ms, most of it asleep. Writers that take this lock first queue in the process
+instead, and the next one starts the moment the last commits. Other processes still meet
+at SQLite's own lock.
+"""
+
+from __future__ import annotations
+
+import os
+from threading import Lock
+
+_locks: dict[str, Lock] = {}
+_guard = Lock()
+
+
+def write_lock(dbname: str) -> Lock:
+    """The lock this process's writers of the SQLite database `dbname` take before they begin."""
+    key = dbname if dbname.startswith("file:") else os.path.realpath(dbname)
+    with _guard:
+        return _locks.setdefault(key, Lock())

@@ -1,0 +1,69 @@
+"""Writers of one SQLite file in one process queue on one lock: the ledger's saves, the views' writes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from threading import Lock
+from typing import Any
+
+import pytest
+
+from domain.storage.writers import write_lock
+from projections.store import ViewStore
+from tests.support import World
+
+
+def test_every_spelling_of_a_file_gets_the_same_lock_and_other_files_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ledger = write_lock(str(tmp_path / "ledger.sqlite"))
+    assert write_lock("ledger.sqlite") is ledger
+    assert write_lock(f".{os.sep}ledger.sqlite") is ledger
+    assert write_lock("other.sqlite") is not ledger
+
+
+def test_a_view_transaction_on_sqlite_holds_the_files_lock_until_it_commits(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    connection = ViewStore(f"sqlite:///{path}").connect()
+    try:
+        with connection.transaction():
+            assert write_lock(str(path)).locked()
+            with connection.transaction():  # a savepoint inside: already queued
+                assert write_lock(str(path)).locked()
+        assert not write_lock(str(path)).locked()
+    finally:
+        connection.close()
+
+
+def test_a_scratch_view_store_takes_no_lock(tmp_path: Path) -> None:
+    path = tmp_path / "share.sqlite"
+    connection = ViewStore(f"sqlite:///{path}", scratch=True).connect()
+    try:
+        with connection.transaction():
+            assert not write_lock(str(path)).locked()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "database_url", ["sqlite"], indirect=True
+)  # PostgreSQL orders writers by a table lock
+def test_the_ledgers_save_on_sqlite_holds_the_files_lock(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder: Any = world.ledger.recorder
+    lock: Lock = write_lock(recorder.datastore.pool.db_name)
+    held: list[bool] = []
+    insert = recorder._insert_events
+
+    def spied(*args: Any, **kwargs: Any) -> Any:
+        held.append(lock.locked())
+        return insert(*args, **kwargs)
+
+    monkeypatch.setattr(recorder, "_insert_events", spied)
+    world.do(world.handler, "record_action", case_id=world.accepted(), kind="visit")
+    assert held
+    assert all(held)
+    assert not lock.locked()
