@@ -17,10 +17,11 @@ from typing import Annotated, Protocol
 from uuid import UUID
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.feed.log import FeedFilter
-from api.keys import KIND_ROLES, KeyStore, Principal, PrincipalKind
+from api.keys import KIND_ROLES, NOT_REMEMBERED, KeyStore, NotRemembered, Principal, PrincipalKind
 from api.problems import FORBIDDEN, OUT_OF_SCOPE, UNAUTHENTICATED, ApiProblem
 from domain.case import accuses
 from domain.errors import NotActive, NotFound
@@ -44,21 +45,51 @@ class ApiKeys:
     def authenticate(self, token: str) -> Principal | None:
         return self.keys.verify(token)
 
+    def remembered(self, token: str) -> Principal | NotRemembered | None:
+        """From the keys' memory alone, without blocking; `NOT_REMEMBERED` if it needs the store."""
+        return self.keys.verify_remembered(token)
+
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dlk_…`.")
 
 
-def principal(
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="dutyledger"'}
+
+
+async def principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
-    """The authenticated caller; 401 without a live key."""
-    challenge = {"WWW-Authenticate": 'Bearer realm="dutyledger"'}
-    if credentials is None:
-        raise ApiProblem(UNAUTHENTICATED, "send an API key as 'Authorization: Bearer <key>'", challenge)
+    """The authenticated caller; 401 without a live key.
+
+    On the event loop when the default authenticator remembers the key (no thread hop for
+    most requests); on a worker thread when it must read the store, or for any other
+    `Authenticator`, which may block.
+    """
+    token = _token(credentials)
     authenticator: Authenticator = request.app.state.authenticator
-    found = authenticator.authenticate(credentials.credentials)
+    found = authenticator.remembered(token) if isinstance(authenticator, ApiKeys) else NOT_REMEMBERED
+    if isinstance(found, NotRemembered):
+        found = await run_in_threadpool(authenticator.authenticate, token)
+    return _admitted(request, found)
+
+
+def authenticated(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """`principal`, for code already on a worker thread (it may block on the store)."""
+    token = _token(credentials)
+    authenticator: Authenticator = request.app.state.authenticator
+    return _admitted(request, authenticator.authenticate(token))
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None:
+        raise ApiProblem(UNAUTHENTICATED, "send an API key as 'Authorization: Bearer <key>'", CHALLENGE)
+    return credentials.credentials
+
+
+def _admitted(request: Request, found: Principal | None) -> Principal:
+    """The caller, past the rate limit; 401 if the token stands for no live key."""
     if found is None:
-        raise ApiProblem(UNAUTHENTICATED, "the key is unknown, expired or revoked", challenge)
+        raise ApiProblem(UNAUTHENTICATED, "the key is unknown, expired or revoked", CHALLENGE)
     request.app.state.limiter.admit(found)
     request.state.principal = found
     return found
@@ -67,7 +98,7 @@ def principal(
 Caller = Annotated[Principal, Depends(principal)]
 
 
-def acting_cadre(caller: Caller) -> UUID:
+async def acting_cadre(caller: Caller) -> UUID:
     """The cadre a command is recorded as: the key's own, never one named in the request."""
     if caller.cadre_id is None:
         raise ApiProblem(FORBIDDEN, "an integrator key records nothing; commands need a cadre's key")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from uuid import UUID
 
 import orjson
@@ -92,6 +92,15 @@ class KeyRefused(Exception):
 
 
 COLUMNS = "key_id, secret_hash, kind, cadre_id, scope, label, created_at, expires_at, revoked_at"
+
+
+class NotRemembered(Enum):
+    """The answer of a look-up from memory alone when the database must be asked."""
+
+    NOT_REMEMBERED = "not remembered"
+
+
+NOT_REMEMBERED = NotRemembered.NOT_REMEMBERED
 
 
 class KeyStore:
@@ -178,10 +187,30 @@ class KeyStore:
 
     def verify(self, token: str, now: datetime | None = None) -> Principal | None:
         """The principal a token stands for, or None if it is not a live key's token."""
+        found = self._verify(token, now, remembered_only=False)
+        assert not isinstance(found, NotRemembered)
+        return found
+
+    def verify_remembered(self, token: str, now: datetime | None = None) -> Principal | NotRemembered | None:
+        """As `verify`, from memory alone: `NOT_REMEMBERED` when the key must be read from the database.
+
+        It never blocks, so the HTTP layer answers most requests without a worker thread.
+        """
+        return self._verify(token, now, remembered_only=True)
+
+    def _verify(
+        self, token: str, now: datetime | None, *, remembered_only: bool
+    ) -> Principal | NotRemembered | None:
         if not token.startswith(PREFIX) or token.count("_") < 2:
             return None
         key_id, _, secret = token[len(PREFIX) :].partition("_")
-        found = self._cached(key_id)
+        remembered = self._remembered(key_id)
+        if isinstance(remembered, NotRemembered):
+            if remembered_only:
+                return NOT_REMEMBERED
+            found = self._cached(key_id)
+        else:
+            found = remembered
         if found is None:
             return None
         key, secret_hash = found
@@ -189,12 +218,18 @@ class KeyStore:
             return None
         return key.principal() if key.usable_at(now or datetime.now(UTC)) else None
 
-    def _cached(self, key_id: str) -> tuple[ApiKey, str] | None:
-        clock = time.monotonic()
+    def _remembered(self, key_id: str) -> tuple[ApiKey, str] | NotRemembered:
         with self._lock:
             hit = self._cache.get(key_id)
-        if hit is not None and clock - hit[0] < CACHE_SECONDS:
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1], hit[2]
+        return NOT_REMEMBERED
+
+    def _cached(self, key_id: str) -> tuple[ApiKey, str] | None:
+        clock = time.monotonic()
+        remembered = self._remembered(key_id)
+        if not isinstance(remembered, NotRemembered):
+            return remembered
         found = self._row(key_id)
         if found is not None:
             with self._lock:

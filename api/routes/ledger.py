@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
-from api.access import bearer, feed_filter, principal
+from api.access import authenticated, bearer, feed_filter
 from api.feed.envelope import Sequenced
 from api.feed.log import PublicLog
 from api.problems import NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, documented
@@ -167,7 +167,7 @@ def _readable(
     if credentials is None:
         return None
     try:
-        chosen = feed_filter(request, principal(request, credentials))
+        chosen = feed_filter(request, authenticated(request, credentials))
     except ApiProblem as refused:
         if refused.kind.status == 401:
             raise

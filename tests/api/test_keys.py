@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.keys import KeyRefused, PrincipalKind
+from api.keys import NOT_REMEMBERED, KeyRefused, PrincipalKind
 from projections.store import ViewStore
 from tests.api.conftest import Api
 from tests.api.test_cli import dutyledger
@@ -146,3 +146,20 @@ def test_an_inspector_key_stops_reading_once_its_cadre_loses_the_role(api: Api) 
     assert api.client.get("/cases", headers=bearer(token)).status_code == 200
     api.world.do(api.world.admin, "change_roles", cadre_id=api.world.inspector, roles=frozenset())
     assert api.client.get("/cases", headers=bearer(token)).status_code == 403
+
+
+def test_a_key_is_answered_from_memory_only_once_the_store_was_read(api: Api) -> None:
+    _, token = api.keys.create(PrincipalKind.CADRE, cadre_id=api.world.handler)
+    assert api.keys.verify_remembered(token) is NOT_REMEMBERED  # the HTTP layer then asks on a worker thread
+    verified = api.keys.verify(token)
+    assert verified is not None
+    assert api.keys.verify_remembered(token) == verified
+    assert api.keys.verify_remembered(token.replace(token[-4:], "AAAA")) is None  # a wrong secret
+
+
+def test_a_key_revoked_in_this_process_is_never_answered_from_memory(api: Api) -> None:
+    key, token = api.keys.create(PrincipalKind.CADRE, cadre_id=api.world.handler)
+    assert api.keys.verify(token) is not None
+    api.keys.revoke(key.key_id)
+    assert api.keys.verify_remembered(token) in (None, NOT_REMEMBERED)
+    assert api.client.get("/cases", headers=bearer(token)).status_code == 401
