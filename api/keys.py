@@ -115,6 +115,8 @@ class KeyStore:
         )
         self._cache: dict[str, tuple[float, ApiKey, str]] = {}
         self._lock = threading.Lock()
+        self._revocations = 0
+        """Revocations made through this store; a row read across one is not cached."""
 
     def create(
         self,
@@ -178,6 +180,7 @@ class KeyStore:
             )
         with self._lock:
             self._cache.pop(key_id, None)
+            self._revocations += 1
         key = self.get(key_id)
         if key is None:
             raise KeyRefused(f"no key {key_id}")
@@ -230,9 +233,12 @@ class KeyStore:
         remembered = self._remembered(key_id)
         if not isinstance(remembered, NotRemembered):
             return remembered
+        with self._lock:
+            revocations = self._revocations
         found = self._row(key_id)
-        if found is not None:
-            with self._lock:
+        with self._lock:
+            # A revocation that committed while the row was read may have read it live: don't keep it.
+            if found is not None and self._revocations == revocations:
                 self._cache[key_id] = (clock, *found)
         return found
 

@@ -24,10 +24,14 @@ import psycopg.sql
 
 from domain.storage.ddl import lock_schema
 from domain.storage.url import store_env
-from domain.storage.writers import write_lock
+from domain.storage.writers import queued, write_lock
 
 Dialect = Literal["sqlite", "postgres"]
 _PLACEHOLDER = re.compile(r"\?")
+
+
+BUSY_TIMEOUT = 30.0
+"""Seconds a views' writer waits for another writer of the same SQLite file before giving up."""
 
 
 class ViewConnection:
@@ -83,7 +87,7 @@ class ViewConnection:
             )
         else:
             begin, undo, end, queue = "BEGIN IMMEDIATE", "ROLLBACK", "COMMIT", self.writers
-        with queue or nullcontext():
+        with nullcontext() if queue is None else queued(queue, BUSY_TIMEOUT):
             self.raw.execute(begin)
             try:
                 yield self
@@ -141,7 +145,7 @@ class ViewStore:
                 uri=True,
                 isolation_level=None,
                 check_same_thread=False,
-                timeout=30,
+                timeout=BUSY_TIMEOUT,
             )
             if self.scratch:
                 raw.execute("PRAGMA journal_mode=OFF")

@@ -178,6 +178,8 @@ class LedgerCore(Application[UUID]):
                 earlier = self.earlier_answer(command_id, digest)
                 if earlier is not None:
                     return earlier
+                if work is not None:
+                    work.refuse_taken_ids()  # a derived id, given earlier to another record
                 if ctx.expected_version is not None:
                     raise VersionConflict("the record changed while the command ran") from None
                 if attempt == MAX_ATTEMPTS:

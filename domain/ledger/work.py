@@ -133,7 +133,8 @@ class Work:
         self.occurred_at = min(occurred_at, self.now)  # business time never after record time
         self.narrative = check_free_text(ctx.narrative, what="narrative")
         self._tracked: dict[UUID, LedgerAggregate] = {}
-        self._derived: set[UUID] = set()
+        self._derived: dict[UUID, str] = {}
+        """Ids this command derived from its own id, with their kind."""
         self.freshness = Freshness(after=ledger.cache.position)
         """What the command read from the cache, checked by its save (`domain.storage.freshness`)."""
         self._actor: Actor | None = None
@@ -208,18 +209,32 @@ class Work:
         if given is not None:
             return given
         derived = uuid5(LEDGER_NAMESPACE, f"{kind}/{self.command_id}")
-        self._derived.add(derived)
+        self._derived[derived] = kind
         return derived
 
     def create(self, aggregate: A) -> A:
         """Track a newly created aggregate for saving, refusing an id already taken.
 
-        An id derived from this command's id needs no look-up: only this command id can
-        have taken it, and the command log's key answers a second use of the command id.
+        An id derived from this command's id is looked up only if the save collides
+        (`refuse_taken_ids`): a fresh command id has not named anything yet, and a second
+        use of the same command id is answered by the command log.
         """
         if aggregate.id not in self._derived and self.exists(aggregate.id):
             raise AlreadyExists(f"{type(aggregate).__name__.lower()} {aggregate.id} already exists")
         return self.add(aggregate)
+
+    def refuse_taken_ids(self) -> None:
+        """After a collision: `AlreadyExists` if an id derived from the command id was taken.
+
+        Derived ids are predictable, and a caller may give any id explicitly, so another
+        record can hold one; the store's key refused the save, and this says why.
+        """
+        for aggregate_id, kind in self._derived.items():
+            try:
+                self.ledger.cache.get(aggregate_id)  # not `exists`: this command tracks the id itself
+            except AggregateNotFoundError:
+                continue
+            raise AlreadyExists(f"{kind} {aggregate_id} already exists")
 
     def add(self, aggregate: A) -> A:
         """Track a newly created aggregate for saving."""

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import ApplicationRecorder, InterfaceError
+from eventsourcing.persistence import ApplicationRecorder, InterfaceError, OperationalError
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteApplicationRecorder,
@@ -23,7 +23,7 @@ from eventsourcing.utils import Environment, EnvType
 
 from domain.storage.commands import COLUMNS, REFUSAL, CommandRecord, EventKey, LogRow
 from domain.storage.freshness import WINDOW, Freshness
-from domain.storage.writers import write_lock
+from domain.storage.writers import queued, write_lock
 
 COMMANDS_TABLE = "command_log"
 
@@ -60,7 +60,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         self._probe: sqlite3.Connection | None = None
         self._probe_lock = Lock()
         self._writer: SQLiteConnection | None = None
-        self._writer_lock = write_lock(datastore.pool.db_name)
+        self._writer_guard = Lock()
+        """Guards opening and closing `_writer` (never the file's write lock: `close` may run anywhere)."""
+        self._file_lock = write_lock(datastore.pool.db_name)
 
     def insert_events(self, stored_events: Sequence[Any], **kwargs: Any) -> Sequence[int] | None:
         """Insert in one transaction on a connection kept for this recorder's writes.
@@ -73,10 +75,13 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         """
         if self.datastore.pool.is_sqlite_memory_mode:
             return super().insert_events(stored_events, **kwargs)
-        with self._writer_lock:
-            if self._writer is None:
-                self._writer = self.datastore.pool._create_connection()
-            with self._writer.transaction(commit=True) as c:
+        timeout = self.datastore.pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT
+        with queued(self._file_lock, timeout, refuse=OperationalError):
+            with self._writer_guard:
+                if self._writer is None:
+                    self._writer = self.datastore.pool._create_connection()
+                writer = self._writer
+            with writer.transaction(commit=True) as c:
                 return self._insert_events(c, stored_events, **kwargs)
 
     def max_notification_id(self) -> int:
@@ -98,7 +103,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             if self._probe is not None:
                 self._probe.close()
                 self._probe = None
-        with self._writer_lock:
+        with self._writer_guard:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None

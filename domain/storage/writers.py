@@ -12,6 +12,9 @@ at SQLite's own lock.
 from __future__ import annotations
 
 import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from threading import Lock
 
 _locks: dict[str, Lock] = {}
@@ -23,3 +26,14 @@ def write_lock(dbname: str) -> Lock:
     key = dbname if dbname.startswith("file:") else os.path.realpath(dbname)
     with _guard:
         return _locks.setdefault(key, Lock())
+
+
+@contextmanager
+def queued(lock: Lock, timeout: float, refuse: type[Exception] = sqlite3.OperationalError) -> Iterator[None]:
+    """Hold `lock`, waiting at most `timeout` s (as SQLite's busy timeout would), else refuse: locked."""
+    if not lock.acquire(timeout=timeout):
+        raise refuse(f"database is locked: another writer of this process held it over {timeout:g} s")
+    try:
+        yield
+    finally:
+        lock.release()

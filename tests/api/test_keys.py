@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -161,5 +162,23 @@ def test_a_key_revoked_in_this_process_is_never_answered_from_memory(api: Api) -
     key, token = api.keys.create(PrincipalKind.CADRE, cadre_id=api.world.handler)
     assert api.keys.verify(token) is not None
     api.keys.revoke(key.key_id)
+    assert api.keys.verify_remembered(token) in (None, NOT_REMEMBERED)
+    assert api.client.get("/cases", headers=bearer(token)).status_code == 401
+
+
+def test_a_key_revoked_while_another_request_reads_it_is_not_remembered_as_live(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, token = api.keys.create(PrincipalKind.CADRE, cadre_id=api.world.handler)
+    read = api.keys._row
+
+    def read_then_revoked(key_id: str) -> Any:
+        found = read(key_id)
+        monkeypatch.setattr(api.keys, "_row", read)
+        api.keys.revoke(key.key_id)  # an administrator's revocation lands between the read and the cache
+        return found
+
+    monkeypatch.setattr(api.keys, "_row", read_then_revoked)
+    api.keys.verify(token)  # the request that was already verifying
     assert api.keys.verify_remembered(token) in (None, NOT_REMEMBERED)
     assert api.client.get("/cases", headers=bearer(token)).status_code == 401

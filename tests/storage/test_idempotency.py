@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from domain.clock import ManualClock
-from domain.errors import IdempotencyConflict, InvalidArgument, VersionConflict
+from domain.errors import AlreadyExists, IdempotencyConflict, InvalidArgument, VersionConflict
+from domain.ids import LEDGER_NAMESPACE
 from domain.ledger import CommandResult, Ledger
 from domain.storage.commands import CommandRecord
 from tests.storage.raw_db import raw_connection
@@ -82,6 +84,19 @@ def test_a_repeated_creation_names_the_same_aggregate_and_creates_it_once(
     assert second.positions == first.positions
     assert counts() == (before[0] + 1, before[1] + 1)
     assert world.case(first.aggregate_id).version == 1
+
+
+def test_a_creation_whose_derived_id_another_record_was_given_is_refused_at_once(
+    world: World, counts: Counts
+) -> None:
+    """Derived ids are predictable and any creation takes an explicit id, so one can be taken first."""
+    world.register(case_id=uuid5(LEDGER_NAMESPACE, "case/visit-001"))
+    before = counts()
+    started = time.monotonic()
+    with pytest.raises(AlreadyExists):
+        world.register(**ctx("visit-001"))
+    assert time.monotonic() - started < 0.5  # not after the retry loop's back-off
+    assert counts() == before
 
 
 def test_a_retried_command_that_would_now_be_refused_is_answered_with_its_first_result(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from threading import Lock
 from typing import Any
 
 import pytest
 
-from domain.storage.writers import write_lock
+from domain.storage.writers import queued, write_lock
 from projections.store import ViewStore
 from tests.support import World
 
@@ -66,4 +67,17 @@ def test_the_ledgers_save_on_sqlite_holds_the_files_lock(
     world.do(world.handler, "record_action", case_id=world.accepted(), kind="visit")
     assert held
     assert all(held)
+    assert not lock.locked()
+
+
+def test_a_writer_waits_for_the_files_lock_no_longer_than_sqlite_would_then_is_told_it_is_locked() -> None:
+    lock = Lock()
+    lock.acquire()
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"), queued(lock, 0.05):
+            pass
+    finally:
+        lock.release()
+    with queued(lock, 0.05):
+        assert lock.locked()
     assert not lock.locked()
