@@ -211,7 +211,7 @@ class KeyStore:
         if isinstance(remembered, NotRemembered):
             if remembered_only:
                 return NOT_REMEMBERED
-            found = self._cached(key_id)
+            found = self._read_and_remember(key_id)
         else:
             found = remembered
         if found is None:
@@ -228,11 +228,9 @@ class KeyStore:
             return hit[1], hit[2]
         return NOT_REMEMBERED
 
-    def _cached(self, key_id: str) -> tuple[ApiKey, str] | None:
+    def _read_and_remember(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """The key's row from the store, remembered for `CACHE_SECONDS`."""
         clock = time.monotonic()
-        remembered = self._remembered(key_id)
-        if not isinstance(remembered, NotRemembered):
-            return remembered
         with self._lock:
             revocations = self._revocations
         found = self._row(key_id)
