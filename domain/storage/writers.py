@@ -3,10 +3,9 @@
 SQLite admits one writer per file. A connection that finds the write lock taken waits in
 its busy handler, which sleeps 1, 2, 5, 10 ms and longer between tries, so two threads of
 one process writing the same file (the ledger's commands and the embedded views' runner)
-waited several times longer than the other held the lock: a command answered over HTTP
-took 5 ms, most of it asleep. Writers that take this lock first queue in the process
-instead, and the next one starts the moment the last commits. Other processes still meet
-at SQLite's own lock.
+could wait longer than the other held the lock. Writers that take this lock first queue
+in the process instead, and the next one starts the moment the last commits (HTTP commands
+at 8 clients: 271 -> 348/s). Other processes still meet at SQLite's own lock.
 """
 
 from __future__ import annotations
