@@ -53,8 +53,9 @@ def rebuild_together(
     """Rebuild several views in one pass over the log (each event read and decoded once).
 
     The log as it stands is built in `shares` parallel processes (default: one per core on a
-    log large enough to pay for them; see `projections.shares`); whatever is recorded
-    meanwhile is then applied here, and the views are swapped in.
+    log large enough to pay for them), and the views that cannot be split in one more process
+    beside them (see `projections.shares`); whatever is recorded meanwhile is then applied
+    here, and the views are swapped in.
     """
     store = store or ViewStore(ledger.database_url)
     with store.rebuild_lock([view.name for view in views]):
@@ -78,12 +79,10 @@ def _rebuild_locked(
 
     if shares is None:
         shares = default_shares(total)
-    in_shares = [view for view in views if view.shareable]
-    if shares > 1 and not (in_shares and shareable(ledger, in_shares)):
+    if shares > 1 and not (any(view.shareable for view in views) and shareable(ledger, views)):
         shares = 1
     if shares > 1:
-        built_in_shares = build_in_shares(ledger, in_shares, store, fresh, total, shares, progress)
-        fresh = {**fresh, **built_in_shares}
+        fresh = build_in_shares(ledger, views, store, fresh, total, shares, progress)
     runner = Runner(ledger, views, store, tracks=fresh)
     try:
         bulk.apply_all(runner, progress)

@@ -11,6 +11,10 @@ thrown away), so the builders never wait for each other or hold the ledger's wri
 the merge then copies every share into the new generation in one transaction, up to the
 position every share stopped at, and the rebuild carries on from there as usual.
 
+A view that ranks events over the whole log (`View.shareable` False: the public sequence,
+the Merkle tree) cannot be split so; such views are built over the whole log in one more
+process beside the shares, into a scratch file of their own, and merged with them.
+
 The process that asked for the rebuild builds share 0 itself; the others are spawned
 (never forked: a forked ledger would share its parent's connections and threads).
 """
@@ -38,7 +42,8 @@ PARALLEL_FROM = 50_000
 """Below this many events a single pass is quicker than starting processes (about 0.6 s each)."""
 
 MAX_SHARES = 8
-"""SQLite attaches at most ten databases to one connection; the merge attaches every share."""
+"""SQLite attaches at most ten databases to one connection; the merge attaches every share, and
+the file of the views built whole beside them."""
 
 
 def default_shares(events: int) -> int:
@@ -57,23 +62,34 @@ def build_in_shares(
     shares: int,
     report: Callable[[int], None] | None = None,
 ) -> dict[str, Track]:
-    """Build each view's `fresh` generation up to position `until` in `shares` processes.
+    """Build each view's `fresh` generation up to position `until` in parallel processes.
 
-    Returns the tracks at `until`. `views` must be the registered views (`projections.VIEWS`):
-    the other processes build their own instances by name.
+    The views that can be split (`View.shareable`) are built in `shares` shares of the
+    aggregates; the others (ranks over the whole log) in one more job of their own over the
+    whole log, beside them. Returns the tracks at `until`. `views` must be the registered
+    views (`projections.VIEWS`): the other processes build their own instances by name.
     """
     assert 1 < shares <= MAX_SHARES
-    names = [view.name for view in views]
+    planned = jobs(views, shares, until)
     with tempfile.TemporaryDirectory(prefix="dutyledger-rebuild-") as folder:
-        paths = [Path(folder) / f"share{index}.sqlite" for index in range(shares)]
-        with ProcessPoolExecutor(shares - 1, mp_context=get_context("spawn")) as pool:
+        paths = [Path(folder) / f"share{index}.sqlite" for index in range(len(planned))]
+        (own, own_share), *rest = planned
+        with ProcessPoolExecutor(len(rest), mp_context=get_context("spawn")) as pool:
             others = [
-                pool.submit(_build_share_alone, ledger.database_url, names, paths[i], Share(i, shares, until))
-                for i in range(1, shares)
+                pool.submit(_build_share_alone, ledger.database_url, [v.name for v in job], path, share)
+                for (job, share), path in zip(rest, paths[1:], strict=True)
             ]
-            built = [build_share(ledger, views, paths[0], Share(0, shares, until), report)]
+            built = [build_share(ledger, own, paths[0], own_share, report)]
             built += [future.result() for future in others]
         return merge(store, views, fresh, list(zip(paths, built, strict=True)), until)
+
+
+def jobs(views: Sequence[View], shares: int, until: int) -> list[tuple[list[View], Share]]:
+    """What each process builds: a share of the aggregates of the splittable views, or all the rest."""
+    split = [view for view in views if view.shareable]
+    whole = [view for view in views if not view.shareable]
+    planned = [(split, Share(index, shares, until)) for index in range(shares)] if split else []
+    return planned + ([(whole, Share(0, 1, until))] if whole else [])
 
 
 def build_share(
@@ -121,7 +137,9 @@ def merge(
             for view in views:
                 for table in view.tables:
                     sources = [
-                        f"share{i}.{table.physical(gens[view.name])}" for i, (_, gens) in enumerate(built)
+                        f"share{i}.{table.physical(gens[view.name])}"
+                        for i, (_, gens) in enumerate(built)
+                        if view.name in gens
                     ]
                     copy(table.physical(fresh[view.name].generation), _merged(table, sources))
                 moved[view.name] = claim(connection, fresh[view.name], until)

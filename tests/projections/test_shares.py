@@ -15,7 +15,7 @@ from projections import build_views, bulk
 from projections.digest import Digest, digest
 from projections.rebuild import rebuild_together, shareable
 from projections.runner import Share
-from projections.shares import MAX_SHARES, PARALLEL_FROM, default_shares
+from projections.shares import MAX_SHARES, PARALLEL_FROM, default_shares, jobs
 from projections.store import ViewConnection, ViewStore
 from projections.tracking import live_track
 from projections.views.case_state import CaseStateView
@@ -98,6 +98,22 @@ def test_a_rebuild_in_shares_leaves_one_live_generation_and_no_other(world: Worl
 def test_every_aggregate_falls_to_exactly_one_share(aggregate: UUID, count: int, until: int) -> None:
     holders = [index for index in range(count) if Share(index, count, until).holds(str(aggregate))]
     assert len(holders) == 1
+
+
+def test_each_view_is_built_once_for_every_aggregate_and_views_ranked_over_the_log_beside_the_shares(
+    world: World,
+) -> None:
+    views = build_views(world.ledger)
+    for shares in range(2, MAX_SHARES + 1):
+        planned = jobs(views, shares, until=100)
+        assert len(planned) == shares + 1  # the whole-log views run beside the shares, not after them
+        whole = [job for job, share in planned if share.count == 1]
+        assert [view.name for view in whole[0]] == [view.name for view in views if not view.shareable]
+        spread = (UUID(int=n * 0x9E3779B97F4A7C15F39CC0605CEDC835 % 2**128) for n in range(50))
+        for aggregate in (UUID(int=0), UUID(int=2**128 - 1), *spread):
+            for view in views:
+                holders = [share for job, share in planned if view in job and share.holds(str(aggregate))]
+                assert len(holders) == 1
 
 
 def test_a_small_log_is_rebuilt_in_one_pass_and_a_large_one_on_every_core() -> None:
