@@ -162,8 +162,13 @@ def _path(text: str) -> tuple[UUID, ...]:
     return tuple(UUID(part) for part in text.strip("/").split("/") if part)
 
 
-def read_scope(request: Request, caller: Caller) -> ReadScope:
+async def read_scope(request: Request, caller: Caller) -> ReadScope:
     """The read scope: administrators read everything, inspectors their units, cadres their jurisdiction."""
+    return await request.app.state.reader.run(_read_scope, request, caller)  # type: ignore[no-any-return]
+
+
+def _read_scope(request: Request, caller: Caller) -> ReadScope:
+    """`read_scope`, where the reads run (it may read the ledger for the cadre's posting)."""
     if caller.kind is PrincipalKind.INTEGRATOR:
         raise ApiProblem(FORBIDDEN, "an integrator key reads the event feed, not the casework views")
     assert caller.cadre_id is not None

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 
 from api.problems import VALIDATION_FAILED, ApiProblem
-from api.routes.common import READ_ERRORS, Reader, Views, aware
+from api.routes.common import READ_ERRORS, Reader, Views, aware, read_route
 from api.settings import Settings
 from domain.ledger import Ledger
 from domain.registry import Cadre, Unit
@@ -23,6 +23,7 @@ router = APIRouter(prefix="/cadres", tags=["cadre queries"], responses=READ_ERRO
     response_model=CadreAccountability,
     summary="Get a cadre's accountability over a window, with failure patterns and their proof.",
 )
+@read_route
 def accountability(
     request: Request,
     cadre_id: UUID,

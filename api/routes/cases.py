@@ -12,7 +12,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from api.commands import etag
 from api.identity import IdentityStatus, IdentityStore
 from api.problems import NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, documented
-from api.routes.common import READ_ERRORS, Reader, ReadScope, Views, aware
+from api.routes.common import READ_ERRORS, Reader, ReadScope, Views, aware, read_route
 from api.routes.events import covering_checkpoint
 from api.routes.ledger import b64
 from domain.case import Case
@@ -135,6 +135,7 @@ def _shown(request: Request, views: ViewConnection, rows: list[CaseRow], reader:
 
 
 @router.get("/{case_id}", response_model=CaseView, summary="Get a case's current state.")
+@read_route
 def get_one(request: Request, response: Response, case_id: UUID, views: Views, reader: Reader) -> CaseView:
     """The case as the `case_state` view holds it, deadlines judged against today; `ETag` is its version."""
     case = _visible(request, views, reader, case_id)
@@ -143,6 +144,7 @@ def get_one(request: Request, response: Response, case_id: UUID, views: Views, r
 
 
 @router.get("", response_model=CasePage, summary="List cases, filtered, a page at a time.")
+@read_route
 def list_some(
     request: Request,
     views: Views,
@@ -210,6 +212,7 @@ class CaseDossier(BaseModel):
         }
     ),
 )
+@read_route
 def timeline(
     request: Request,
     case_id: UUID,
@@ -314,6 +317,7 @@ def _as_shown(row: TimelineRow, case: CaseView) -> TimelineRow:
 
 
 @router.get("/{case_id}/as-of", response_model=CaseSnapshot, summary="Get a case as it stood at an instant.")
+@read_route
 def as_of(
     request: Request,
     case_id: UUID,
@@ -348,6 +352,7 @@ def _snapshot(case: Case, instant: datetime, axis: str) -> CaseSnapshot:
 @router.get(
     "/{case_id}/responsibility", response_model=Responsibility, summary="Get who held a case at an instant."
 )
+@read_route
 def responsibility(
     request: Request,
     case_id: UUID,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Depends, Query, Request
 
@@ -13,6 +15,9 @@ from api.problems import NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, documente
 from api.reading import ViewReader
 from api.settings import Settings
 from projections.store import ViewConnection
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 MinPosition = Annotated[
     int | None,
@@ -24,25 +29,23 @@ MinPosition = Annotated[
 ]
 
 
-def views(request: Request, min_position: MinPosition = None) -> Iterator[ViewConnection]:
+async def views(request: Request, min_position: MinPosition = None) -> AsyncIterator[ViewConnection]:
     """A connection to the views, once they have reached `min_position`."""
     reader: ViewReader = request.app.state.reader
     settings: Settings = request.app.state.settings
-    if min_position is not None and min_position > (
-        request.app.state.ledger.recorder.max_notification_id() or 0
-    ):
+    if min_position is not None and min_position > await reader.run(_log_end, request):
         raise ApiProblem(
             VALIDATION_FAILED,
             f"position {min_position} is beyond the end of the log: no command answered with it",
             min_position=min_position,
         )
-    if not reader.built():
+    if not await reader.run(reader.built):
         raise ApiProblem(
             NOT_CAUGHT_UP,
             "the views are not built yet: start `dutyledger projections run` or embedded projections",
             {"Retry-After": "5"},
         )
-    if min_position is not None and not reader.reached(min_position, settings.read_wait_seconds):
+    if min_position is not None and not await reader.caught_up(min_position, settings.read_wait_seconds):
         raise ApiProblem(
             NOT_CAUGHT_UP,
             f"the views have not reached position {min_position} within {settings.read_wait_seconds:g} s",
@@ -53,7 +56,33 @@ def views(request: Request, min_position: MinPosition = None) -> Iterator[ViewCo
         yield connection
 
 
+def _log_end(request: Request) -> int:
+    """The last position of the ledger's log (0 while it is empty)."""
+    return request.app.state.ledger.recorder.max_notification_id() or 0
+
+
 Views = Annotated[ViewConnection, Depends(views)]
+
+
+def read_route(endpoint: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Serve a route that only reads through `ViewReader.run`: inline on SQLite, else on a worker thread.
+
+    FastAPI sees (and documents) the endpoint's own parameters, which must include `request`.
+    A route that records anything (an identity read records `IdentityAccessed`) stays a plain
+    function, on a worker thread: its commit waits for the disk.
+    """
+    if "request" not in inspect.signature(endpoint).parameters:
+        raise TypeError(f"{endpoint.__name__} must take the request to be a read route")
+
+    @functools.wraps(endpoint)
+    async def served(*args: P.args, **kwargs: P.kwargs) -> T:
+        request = kwargs["request"]
+        assert isinstance(request, Request)
+        reader: ViewReader = request.app.state.reader
+        return await reader.run(endpoint, *args, **kwargs)
+
+    return served
+
 
 READ_ERRORS = documented(
     {
@@ -73,4 +102,4 @@ def aware(moment: datetime) -> datetime:
     return moment
 
 
-__all__ = ["READ_ERRORS", "MinPosition", "ReadScope", "Reader", "Views", "aware"]
+__all__ = ["READ_ERRORS", "MinPosition", "ReadScope", "Reader", "Views", "aware", "read_route"]

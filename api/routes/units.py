@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 
 from api.problems import VALIDATION_FAILED, ApiProblem
-from api.routes.common import READ_ERRORS, Reader, Views
+from api.routes.common import READ_ERRORS, Reader, Views, read_route
 from domain.ledger import Ledger
 from domain.registry import Unit
 from projections.statistics import UnitStats, unit_stats
@@ -21,6 +21,7 @@ Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A 
 @router.get(
     "/{unit_id}/statistics", response_model=UnitStats, summary="Get a unit's metrics, rolled up its subtree."
 )
+@read_route
 def statistics(
     request: Request, unit_id: UUID, views: Views, reader: Reader, first_month: Month, last_month: Month
 ) -> UnitStats:
