@@ -59,7 +59,7 @@ class FollowingCache:
                 if not page:
                     break
                 for notification in page:
-                    self._forget(cast(UUID, notification.originator_id))
+                    self._forget(cast(UUID, notification.originator_id), notification.originator_version)
                 start = page[-1].id
             self._position = max(self._position, current)
 
@@ -94,7 +94,7 @@ class FollowingCache:
         self,
         aggregates: Sequence[LedgerAggregate],
         positions: Sequence[int],
-        intervening: Sequence[UUID] | None = None,
+        intervening: Sequence[tuple[UUID, int]] | None = None,
     ) -> None:
         """Take in what this process just saved at `positions`.
 
@@ -105,22 +105,35 @@ class FollowingCache:
         with self._lock:
             if not positions or self._position >= min(positions):
                 return  # a refresh or a later save already passed these events
-            for aggregate_id in intervening or ():
-                self._forget(aggregate_id)
+            for aggregate_id, version in intervening or ():
+                self._forget(aggregate_id, version)
             for aggregate in aggregates:
                 self._keep(aggregate)
             if intervening is not None or min(positions) == self._position + 1:
                 self._position = max(positions)
 
     def _keep(self, aggregate: LedgerAggregate) -> None:
-        """Remember `aggregate` as the most recently used, forgetting the least if full (under `_lock`)."""
-        self._entries[aggregate.id] = aggregate
+        """Remember `aggregate` as the most recently used, forgetting the least if full (under `_lock`).
+
+        A later version already held stays: a thread that saved after this one got here first.
+        """
+        held = self._entries.get(aggregate.id)
+        if held is None or held.version <= aggregate.version:
+            self._entries[aggregate.id] = aggregate
         self._entries.move_to_end(aggregate.id)
         if len(self._entries) > self._maxsize:
             self._entries.popitem(last=False)
 
-    def _forget(self, aggregate_id: UUID) -> None:
-        self._entries.pop(aggregate_id, None)
+    def _forget(self, aggregate_id: UUID, version: int) -> None:
+        """Forget the aggregate because its event `version` was recorded, unless what is held has it.
+
+        The store holds one event per aggregate and version, so a held aggregate at `version` or
+        later was built from that very event (it was saved here, or loaded after it): still current.
+        Forgetting it anyway made every save forget the cases other threads had just saved.
+        """
+        held = self._entries.get(aggregate_id)
+        if held is not None and held.version < version:
+            del self._entries[aggregate_id]
 
 
 class StripedLocks:

@@ -32,12 +32,13 @@ class Freshness:
     """Every event up to this position was known to the cache when the command began."""
     read: set[UUID] = field(default_factory=set)
     """The aggregates the command read (loaded, consulted, or looked for)."""
-    intervening: tuple[UUID, ...] = ()
-    """Filled in by the recorder: aggregates other writers changed after `after`, before this command."""
+    intervening: tuple[tuple[UUID, int], ...] = ()
+    """Filled in by the recorder: the events other writers recorded after `after`, before this
+    command's, each as (aggregate, version)."""
 
-    def judge(self, changed: Iterable[UUID]) -> None:
+    def judge(self, changed: Iterable[tuple[UUID, int]]) -> None:
         """Accept the window of others' events `changed`, or raise `StaleRead` if it touches the read set."""
         changed = tuple(changed)
-        if len(changed) > WINDOW or not self.read.isdisjoint(changed):
+        if len(changed) > WINDOW or not self.read.isdisjoint(aggregate for aggregate, _ in changed):
             raise StaleRead(f"{len(changed)} events were recorded since position {self.after}")
         self.intervening = changed

@@ -64,8 +64,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "WHERE notification_id = ANY(%s) ORDER BY notification_id"
         ).format(schema, Identifier(self.events_table_name))
         window = SQL(
-            "SELECT notification_id, NULL AS originator_id FROM ours UNION ALL "
-            "(SELECT notification_id, originator_id FROM {0}.{1} "
+            "SELECT notification_id, NULL AS originator_id, NULL AS originator_version FROM ours UNION ALL "
+            "(SELECT notification_id, originator_id, originator_version FROM {0}.{1} "
             "WHERE notification_id > %s ORDER BY notification_id LIMIT %s)"
         ).format(schema, Identifier(self.events_table_name))
         self.insert_checked = SQL("WITH ours AS ({0}) {1}").format(self.insert_events_statement, window)
@@ -171,7 +171,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 curs.execute(statement, params, prepare=True)
                 pipeline.sync()
                 found = curs.fetchall()
-                freshness.judge(r["originator_id"] for r in found if r["originator_id"] is not None)
+                others = [r for r in found if r["originator_id"] is not None]
+                freshness.judge((r["originator_id"], r["originator_version"]) for r in others)
         return sorted(r["notification_id"] for r in found if r["originator_id"] is None)
 
     def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[Any], **kwargs: Any) -> None:

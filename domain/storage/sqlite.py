@@ -135,10 +135,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         if freshness is not None and positions and positions[0] != freshness.after + 1:
             # Rowids are max + 1 (nothing is ever deleted), so a gap means others wrote in between.
             c.execute(
-                f"SELECT originator_id FROM {self.events_table_name} WHERE rowid > ? AND rowid < ? LIMIT ?",
+                f"SELECT originator_id, originator_version FROM {self.events_table_name} "
+                "WHERE rowid > ? AND rowid < ? LIMIT ?",
                 (freshness.after, positions[0], WINDOW + 1),
             )
-            freshness.judge(UUID(row[0]) for row in c.fetchall())
+            freshness.judge((UUID(row[0]), int(row[1])) for row in c.fetchall())
         return positions
 
     def select_command(self, command_id: str) -> CommandRecord | None:

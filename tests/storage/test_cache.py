@@ -193,3 +193,47 @@ def test_a_full_cache_forgets_the_aggregate_used_least_recently(
     for aggregate_id in (first, second, first, third, first, second):
         cache.get(aggregate_id)
     assert loads == [first, second, third, second]
+
+
+def counted_loads(world: World, monkeypatch: pytest.MonkeyPatch) -> list[UUID]:
+    """The aggregates the repository is asked for from now on (each a cache miss)."""
+    loads: list[UUID] = []
+    load = world.ledger.repository.get
+    monkeypatch.setattr(
+        world.ledger.repository, "get", lambda aggregate_id: loads.append(aggregate_id) or load(aggregate_id)
+    )
+    return loads
+
+
+def test_a_refresh_keeps_an_aggregate_held_at_the_version_the_log_shows_and_forgets_an_older_one(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    current, behind = world.accepted(), world.accepted()
+    cache = FollowingCache(world.ledger.repository, world.ledger.recorder, maxsize=10)
+    cache.get(behind)  # held before its next event
+    world.do(world.handler, "record_action", case_id=current, kind="visit")
+    world.do(world.handler, "record_action", case_id=behind, kind="visit")
+    cache.get(current)  # loaded after its event: it holds it
+    versions = {case_id: world.case(case_id).version for case_id in (current, behind)}
+    loads = counted_loads(world, monkeypatch)
+    cache.refresh()
+    assert {case_id: cache.get(case_id).version for case_id in (current, behind)} == versions
+    assert loads == [behind]
+
+
+def test_a_save_keeps_what_another_thread_just_saved_though_its_event_came_in_between(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load each command's window holds the events other threads of the process just saved:
+    forgetting those cases sent nearly every command to the store to replay its case."""
+    theirs, mine = world.accepted(), world.accepted()
+    world.do(world.handler, "record_action", case_id=theirs, kind="visit")
+    cache = world.ledger.cache
+    held = cache.get(theirs)
+    loads = counted_loads(world, monkeypatch)
+    after = cache.position
+    cache.saved([cache.get(mine)], [after + 1], intervening=[(theirs, held.version)])
+    assert cache.get(theirs) is held
+    cache.saved([cache.get(mine)], [after + 2], intervening=[(theirs, held.version + 1)])
+    assert cache.get(theirs).version == held.version  # loaded again: the cache had to forget it
+    assert loads == [theirs]
