@@ -83,6 +83,11 @@ class ViewReader:
                 return False
             time.sleep(0.01)
 
+    @property
+    def known_built(self) -> bool:
+        """Whether `built` has answered yes already (it then always does): asked without a read."""
+        return self._built
+
     def built(self) -> bool:
         """Whether every view has a live generation to read (a runner has created them)."""
         if not self._built:
