@@ -101,9 +101,12 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
             EmbeddedProjections(the_ledger, store=store).start() if settings.embedded_projections else None
         )
         app.state.keys = KeyStore(settings.database_url)
-        app.state.identities = IdentityStore(settings.identity_url or settings.database_url)
+        identities = settings.identity_url or settings.database_url
+        app.state.identities = IdentityStore(identities)
         app.state.authenticator = ApiKeys(app.state.keys)
-        inline = store.dialect == "sqlite" and ViewStore(settings.database_url).dialect == "sqlite"
+        # Reads run on the event loop only when every store an inline read touches is a SQLite file.
+        read_from = (the_ledger.database_url, store.database_url, identities)
+        inline = all(ViewStore(url).dialect == "sqlite" for url in read_from)
         app.state.reader = ViewReader(store, embedded, inline=inline)
         app.state.public_log = PublicLog(the_ledger, app.state.reader)
         app.state.envelopes = Envelopes(the_ledger.mapper, settings.event_source, settings.public_url)

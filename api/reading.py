@@ -28,12 +28,18 @@ class ViewReader:
     def __init__(
         self, store: ViewStore, embedded: EmbeddedProjections | None = None, *, inline: bool = False
     ) -> None:
-        """`inline`: run reads on the event loop (see `run`); only when every store they touch is SQLite."""
+        """`inline`: run reads on the event loop (see `run`); only when every store they touch is SQLite.
+
+        The tracking table is made here, once: afterwards asking how far the views are is a
+        plain read, which never waits for a writer (it may run on the event loop).
+        """
         self.store = store
         self.embedded = embedded
         self.inline = inline
         self._idle: queue.LifoQueue[ViewConnection] = queue.LifoQueue(POOL)
         self._built = False
+        with self.connection() as connection:
+            ensure_schema(connection)
 
     @contextmanager
     def connection(self) -> Iterator[ViewConnection]:
@@ -98,7 +104,6 @@ class ViewReader:
         """The lowest position of the views' live generations; -1 while any view has none."""
         names = list(VIEWS)
         with self.connection() as connection:
-            ensure_schema(connection)
             rows = connection.execute(
                 f"SELECT position FROM {TRACKING} WHERE live = 1 AND view IN ({', '.join('?' * len(names))})",
                 names,

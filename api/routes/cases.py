@@ -212,7 +212,6 @@ class CaseDossier(BaseModel):
         }
     ),
 )
-@read_route
 def timeline(
     request: Request,
     case_id: UUID,
@@ -317,7 +316,6 @@ def _as_shown(row: TimelineRow, case: CaseView) -> TimelineRow:
 
 
 @router.get("/{case_id}/as-of", response_model=CaseSnapshot, summary="Get a case as it stood at an instant.")
-@read_route
 def as_of(
     request: Request,
     case_id: UUID,
@@ -352,7 +350,6 @@ def _snapshot(case: Case, instant: datetime, axis: str) -> CaseSnapshot:
 @router.get(
     "/{case_id}/responsibility", response_model=Responsibility, summary="Get who held a case at an instant."
 )
-@read_route
 def responsibility(
     request: Request,
     case_id: UUID,

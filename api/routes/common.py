@@ -68,8 +68,10 @@ def read_route(endpoint: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Serve a route that only reads through `ViewReader.run`: inline on SQLite, else on a worker thread.
 
     FastAPI sees (and documents) the endpoint's own parameters, which must include `request`.
-    A route that records anything (an identity read records `IdentityAccessed`) stays a plain
-    function, on a worker thread: its commit waits for the disk.
+    Only short reads of the views belong here. A route that records anything (an identity read
+    records `IdentityAccessed`) stays a plain function, on a worker thread: its commit waits for
+    the disk; so do routes that replay a case from the ledger (as of an instant, responsibility)
+    or wait on the checkpoints' lock (a timeline with proofs).
     """
     if "request" not in inspect.signature(endpoint).parameters:
         raise TypeError(f"{endpoint.__name__} must take the request to be a read route")

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 from uuid import UUID
 
 import anyio
 import pytest
 
+from api.identity import IdentityStore
 from api.reading import ViewReader
 from api.routes.common import read_route
+from domain.storage.url import store_env
+from domain.storage.writers import write_lock
 from tests.api.conftest import Api
+
+T = TypeVar("T")
 
 
 def reader_of(api: Api) -> ViewReader:
@@ -68,3 +76,46 @@ def test_a_read_route_must_take_the_request() -> None:
 
     with pytest.raises(TypeError, match="must take the request"):
         read_route(endpoint)
+
+
+def answered_within(seconds: float, call: Callable[[], T]) -> T:
+    """`call`'s answer, from another thread; fails if it takes longer than `seconds` (it would hang)."""
+    answers: list[T] = []
+    thread = threading.Thread(target=lambda: answers.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert answers, f"no answer within {seconds} s"
+    return answers[0]
+
+
+def test_a_case_read_does_not_wait_for_an_identity_being_filed(api: Api) -> None:
+    case_id = api.register()
+    identities: IdentityStore = api.client.app.state.identities  # type: ignore[attr-defined]
+    with identities._connection.lock:  # a filing holds the identities' writer, waiting for the file
+        found = answered_within(10, lambda: api.get(f"/cases/{case_id}", "township_clerk"))
+    assert found.status_code == 200
+    assert found.json()["petitioner_identity"] == "none"
+
+
+@contextmanager
+def views_writers_held(reader: ViewReader) -> Iterator[None]:
+    """What a writer of the views' store holds while it changes them (or their schema)."""
+    store = reader.store
+    if store.dialect == "sqlite":
+        with write_lock(store_env(store.database_url)["SQLITE_DBNAME"]):
+            yield
+        return
+    holder = store.connect()
+    try:
+        with holder.schema_change():
+            yield
+    finally:
+        holder.close()
+
+
+def test_asking_how_far_the_views_are_waits_for_no_writer_of_their_store(api: Api) -> None:
+    reader = ViewReader(reader_of(api).store)  # not yet known to be built
+    with views_writers_held(reader):
+        assert answered_within(10, reader.built)
+        assert answered_within(10, lambda: reader.reached(0, 0))
+    reader.close()
