@@ -48,19 +48,27 @@ class FollowingCache:
         return self._position
 
     def refresh(self) -> None:
-        """Forget aggregates changed since the cache last looked at the log."""
+        """Forget aggregates changed since the cache last looked at the log.
+
+        The log is read without the lock (a request on the event loop may be waiting for it);
+        what was read is then forgotten and the position moved in one step under the lock, so a
+        `get` that loaded an older version either keeps it before that step (and it is forgotten)
+        or sees the position moved (and does not keep it).
+        """
         current = self._recorder.max_notification_id() or 0
+        start = self._position
+        changed: list[tuple[UUID, int]] = []
+        while start < current:
+            page = self._recorder.select_notifications(
+                start=start, stop=current, limit=PAGE, inclusive_of_start=False
+            )
+            if not page:
+                break
+            changed += [(cast(UUID, n.originator_id), n.originator_version) for n in page]
+            start = page[-1].id
         with self._lock:
-            start = self._position
-            while start < current:
-                page = self._recorder.select_notifications(
-                    start=start, stop=current, limit=PAGE, inclusive_of_start=False
-                )
-                if not page:
-                    break
-                for notification in page:
-                    self._forget(cast(UUID, notification.originator_id), notification.originator_version)
-                start = page[-1].id
+            for aggregate_id, version in changed:
+                self._forget(aggregate_id, version)
             self._position = max(self._position, current)
 
     def changed_since(self, after: int, watched: Set[UUID]) -> bool:

@@ -237,3 +237,24 @@ def test_a_save_keeps_what_another_thread_just_saved_though_its_event_came_in_be
     cache.saved([cache.get(mine)], [after + 2], intervening=[(theirs, held.version + 1)])
     assert cache.get(theirs).version == held.version  # loaded again: the cache had to forget it
     assert loads == [theirs]
+
+
+def test_a_refresh_reads_the_log_without_holding_the_cache(
+    world: World, other: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests on the event loop read through the cache: they must not wait while a thread pages the log."""
+    case_id = world.accepted()
+    cache = world.ledger.cache
+    cache.get(case_id)
+    other.record_action(world.ctx(world.handler), case_id=case_id, kind="visit")  # behind the cache's back
+    held_while_reading: list[bool] = []
+    select = world.ledger.recorder.select_notifications
+
+    def spying(*args: object, **kwargs: object) -> object:
+        held_while_reading.append(cache._lock.locked())
+        return select(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.ledger.recorder, "select_notifications", spying)
+    cache.refresh()
+    assert held_while_reading == [False]
+    assert cache.get(case_id).version == other.repository.get(case_id).version  # still forgotten, reloaded
