@@ -1,0 +1,35 @@
+"""Every operation is reached by its own path: no route earlier in the app shadows a later one."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+
+from api.app import create_app
+
+SAMPLE = "5f0c1d2e-3a4b-5c6d-8e9f-a0b1c2d3e4f5"
+
+
+def operations(routes: list[Any]) -> list[APIRoute]:
+    """The app's operations in the order requests are matched against them."""
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif hasattr(route, "original_router"):
+            found += operations(route.original_router.routes)
+    return found
+
+
+def test_a_request_for_each_operation_is_matched_first_by_that_operation() -> None:
+    ordered = operations(create_app().router.routes)
+    assert len(ordered) > 60
+    for route in ordered:
+        path = re.sub(r"\{[^}]+\}", SAMPLE, route.path)
+        for method in route.methods:
+            scope = {"type": "http", "path": path, "method": method, "root_path": ""}
+            first = next(r for r in ordered if r.matches(scope)[0] is Match.FULL)
+            assert first is route, f"{method} {path} reaches {first.path}, not {route.path}"
