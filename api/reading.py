@@ -71,6 +71,10 @@ class ViewReader:
             return read(*args, **kwargs)
         return await run_in_threadpool(read, *args, **kwargs)
 
+    async def is_built(self) -> bool:
+        """`built`, asking the store only until it has once said yes (it then always does)."""
+        return self._built or await self.run(self.built)
+
     async def caught_up(self, position: int, timeout: float) -> bool:
         """`reached`, waiting (if it must) on a worker thread, never on the event loop."""
         if await self.run(self.reached, position, 0):
@@ -88,11 +92,6 @@ class ViewReader:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)
-
-    @property
-    def known_built(self) -> bool:
-        """Whether `built` has answered yes already (it then always does): asked without a read."""
-        return self._built
 
     def built(self) -> bool:
         """Whether every view has a live generation to read (a runner has created them)."""

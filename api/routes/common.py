@@ -39,7 +39,7 @@ async def views(request: Request, min_position: MinPosition = None) -> AsyncIter
             f"position {min_position} is beyond the end of the log: no command answered with it",
             min_position=min_position,
         )
-    if not (reader.known_built or await reader.run(reader.built)):
+    if not await reader.is_built():
         raise ApiProblem(
             NOT_CAUGHT_UP,
             "the views are not built yet: start `dutyledger projections run` or embedded projections",
