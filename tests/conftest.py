@@ -89,11 +89,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def ledger(database_url: str, clock: ManualClock) -> Iterator[Ledger]:
-    app = Ledger(database_url, clock=clock)
-    try:
+    with Ledger(database_url, clock=clock) as app:
         yield app
-    finally:
-        app.close()
 
 
 @pytest.fixture

@@ -14,8 +14,5 @@ from tests.support import World
 @pytest.fixture
 def other(world: World, database_url: str, clock: ManualClock) -> Iterator[Ledger]:
     """Ledger B: another instance on the world ledger's database (a thread, process or replica)."""
-    app = Ledger(database_url, clock=clock)
-    try:
+    with Ledger(database_url, clock=clock) as app:
         yield app
-    finally:
-        app.close()

@@ -350,11 +350,8 @@ class InterleavedLedger(Ledger):
 
 @pytest.fixture
 def interleaved(world: World, database_url: str, clock: ManualClock) -> Iterator[InterleavedLedger]:
-    app = InterleavedLedger(database_url, clock=clock)
-    try:
+    with InterleavedLedger(database_url, clock=clock) as app:
         yield app
-    finally:
-        app.close()
 
 
 def test_a_failed_event_insert_leaves_no_command_log_row(
