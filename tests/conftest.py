@@ -30,6 +30,28 @@ START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 _postgres_problem: list[str | None] = []
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_signing_key_from_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fixtures of any scope find no signing key but one they made: never `./var/ledger-signing.key`.
+
+    `dutyledger init` creates the key there by default, and the tests run it from the checkout:
+    a test would leave a key behind that `make run` and the benchmarks then pick up, and a
+    module's app would sign with a key left there by `make init`, or not, depending.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DUTYLEDGER_SIGNING_KEY_PATH", str(tmp_path_factory.mktemp("signing") / "absent.key"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def signing_key_outside_the_checkout(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test's signing key path is a fresh one of its own (an `init` it runs creates it there)."""
+    key = tmp_path_factory.mktemp("signing") / "ledger-signing.key"
+    monkeypatch.setenv("DUTYLEDGER_SIGNING_KEY_PATH", str(key))
+
+
 def postgres_problem() -> str | None:
     """Why PostgreSQL cannot be used here, or None when it can (checked once)."""
     if not _postgres_problem:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from api.app import create_app
 from api.keys import PrincipalKind
 from api.problems import NOT_CAUGHT_UP, type_uri
 from api.settings import Settings
+from projections.merkle.checkpoints import create_key_file
 from tests.support import World
 
 
@@ -45,9 +47,16 @@ CHECKS = [
 
 
 @pytest.fixture
-def fuzzed(world: World, database_url: str) -> Iterator[Any]:
-    """The app over the test world, its lifespan running, and a key of each reach."""
-    app = create_app(Settings(database_url=database_url, rate_limit_per_second=0), ledger=world.ledger)
+def fuzzed(world: World, database_url: str, tmp_path: Path) -> Iterator[Any]:
+    """The app over the test world, its lifespan running, and a key of each reach.
+
+    It signs checkpoints, as a server after `dutyledger init` does: without a signing key,
+    proofs are refused with a 503 that no wait cures.
+    """
+    key = tmp_path / "ledger-signing.key"
+    create_key_file(key, Settings.model_fields["log_origin"].default)
+    settings = Settings(database_url=database_url, rate_limit_per_second=0, signing_key_path=str(key))
+    app = create_app(settings, ledger=world.ledger)
     with TestClient(app):
         keys = app.state.keys
         tokens = {
