@@ -8,6 +8,7 @@ the key keeps every earlier public key, so old checkpoints stay verifiable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -183,19 +184,19 @@ class Checkpointer:
         """Sign the tree as it stands if it grew enough, or long enough ago (any growth, if `force`)."""
         connection = self.views.connect()
         try:
-            reader = NodeReader(connection)
-            size = reader.size()
-            latest = self.checkpoints.latest()
-            signed = latest.checkpoint.size if latest else 0
-            due = (
-                size - signed >= self.every_events
-                or time.monotonic() - self._last_signed >= self.every_seconds
-            )
-            if size <= signed or not (force or due):
-                return None
-            made = Checkpoint(self.signer.name, size, reader.root(size))
+            return self._checkpoint(connection, force)
         finally:
             connection.close()
+
+    def _checkpoint(self, connection: ViewConnection, force: bool = False) -> StoredCheckpoint | None:
+        reader = NodeReader(connection)
+        size = reader.size()
+        latest = self.checkpoints.latest()
+        signed = latest.checkpoint.size if latest else 0
+        due = size - signed >= self.every_events or time.monotonic() - self._last_signed >= self.every_seconds
+        if size <= signed or not (force or due):
+            return None
+        made = Checkpoint(self.signer.name, size, reader.root(size))
         note = self.signer.sign(made.text())
         self.checkpoints.record(made, note, self.signer.verifier)
         self._last_signed = time.monotonic()
@@ -217,10 +218,25 @@ class Checkpointer:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.checkpoint()
-            except Exception:
-                log.exception("signing a checkpoint failed; trying again")
-            self._wake.wait(min(self.every_seconds, 5.0))
-            self._wake.clear()
+        """Look after every batch the views apply, on one connection kept for this thread.
+
+        The thread is woken after each batch, and looking costs a query or two; opening a
+        connection for each look cost a hundred times that (SQLite reads the schema again).
+        """
+        connection: ViewConnection | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    connection = connection or self.views.connect()
+                    self._checkpoint(connection)
+                except Exception:
+                    log.exception("signing a checkpoint failed; trying again")
+                    if connection is not None:
+                        with contextlib.suppress(Exception):  # it may be what failed: open another
+                            connection.close()
+                        connection = None
+                self._wake.wait(min(self.every_seconds, 5.0))
+                self._wake.clear()
+        finally:
+            if connection is not None:
+                connection.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,9 @@ from projections.merkle.checkpoints import (
     read_key_file,
 )
 from projections.merkle.note import DASH, Checkpoint, NoteError, Signer, Verifier, key_hash, open_note
+from projections.merkle.store import NodeReader
 from projections.runner import Runner
-from projections.store import ViewStore
+from projections.store import ViewConnection, ViewStore
 from tests.support import World
 
 # The example of golang.org/x/mod/sumdb/note's documentation.
@@ -272,3 +274,38 @@ def test_rotation_without_a_key_fails_and_changes_nothing(
     assert status == 2, said
     assert "no usable signing key" in said
     assert not path.parent.exists()
+
+
+class CountingViews(ViewStore):
+    """A view store that counts the connections it opens."""
+
+    opened = 0
+
+    def connect(self) -> ViewConnection:
+        self.opened += 1
+        return super().connect()
+
+
+def test_a_running_checkpointer_looks_after_each_batch_on_one_connection_and_still_signs(
+    world: World, database_url: str
+) -> None:
+    _build(world, database_url)
+    store, views = CheckpointStore(database_url), CountingViews(database_url)
+    checkpointer = Checkpointer(store, views, Signer.generate("test.example/log"), 1, 3600).start()
+    try:
+        for _ in range(20):
+            checkpointer.wake()
+            time.sleep(0.01)
+        deadline = time.monotonic() + 10
+        while store.latest() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        checkpointer.stop()
+    signed = store.latest()
+    store.close()
+    connection = ViewStore(database_url).connect()
+    size = NodeReader(connection).size()
+    connection.close()
+    assert signed is not None
+    assert signed.checkpoint.size == size > 0
+    assert views.opened == 1
