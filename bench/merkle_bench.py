@@ -243,15 +243,7 @@ def proof_latency(url: str, key: Path) -> None:
             ledger, build_views(ledger), ViewStore(url)
         )  # a changed view would rebuild in the server
     port = free_port()
-    before = os.environ.get("DUTYLEDGER_SIGNING_KEY_PATH")
-    os.environ["DUTYLEDGER_SIGNING_KEY_PATH"] = str(key)
-    try:
-        server = start_server(url, port)
-    finally:
-        if before is None:
-            del os.environ["DUTYLEDGER_SIGNING_KEY_PATH"]
-        else:
-            os.environ["DUTYLEDGER_SIGNING_KEY_PATH"] = before
+    server = start_server(url, port, signing_key=key)
     rng = random.Random(1)
     bare: list[float] = []
     proofs: list[float] = []
