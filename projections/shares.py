@@ -25,7 +25,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
@@ -79,9 +79,42 @@ def build_in_shares(
                 pool.submit(_build_share_alone, ledger.database_url, [v.name for v in job], path, share)
                 for (job, share), path in zip(rest, paths[1:], strict=True)
             ]
-            built = [build_share(ledger, own, paths[0], own_share, report)]
-            built += [future.result() for future in others]
+
+            def watched(done: int) -> None:
+                """Between holds of this process's share: stop at once if another process failed."""
+                _raise_first_failure(others)
+                if report:
+                    report(done)
+
+            try:
+                built = [build_share(ledger, own, paths[0], own_share, watched)]
+                wait(others, return_when=FIRST_EXCEPTION)
+                _raise_first_failure(others)
+                built += [future.result() for future in others]
+            except BaseException:
+                _stop_workers(pool)
+                raise
         return merge(store, views, fresh, list(zip(paths, built, strict=True)), until)
+
+
+def _raise_first_failure(futures: Sequence[Future[dict[str, int]]]) -> None:
+    """Raise the error of the first of `futures` that failed, if any has."""
+    for future in futures:
+        if future.done() and future.exception() is not None:
+            raise future.exception()  # type: ignore[misc]
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the other processes now: a failed rebuild is abandoned, and nothing waits for their shares.
+
+    (Python 3.14 has `ProcessPoolExecutor.terminate_workers()`; before it, the pool's processes.)
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def jobs(views: Sequence[View], shares: int, until: int) -> list[tuple[list[View], Share]]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import time
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -12,6 +16,7 @@ from hypothesis import strategies as st
 from domain.clock import ManualClock
 from domain.ledger import Ledger
 from projections import build_views, bulk
+from projections import shares as sharing
 from projections.digest import Digest, digest
 from projections.rebuild import rebuild_together, shareable
 from projections.runner import Share
@@ -139,3 +144,82 @@ def test_an_in_memory_ledger_is_rebuilt_in_one_pass(clock: ManualClock) -> None:
         assert not shareable(ledger, build_views(ledger))
     finally:
         ledger.close()
+
+
+def _failing_share(database_url: str, names: list[str], path: Path, share: Share) -> dict[str, int]:
+    """A share that fails in its own process, as a bug in a view would."""
+    raise RuntimeError("this share failed on purpose")
+
+
+def _endless_share(database_url: str, names: list[str], path: Path, share: Share) -> dict[str, int]:
+    """A share that takes far longer than any test may wait."""
+    time.sleep(600)
+    return {}
+
+
+def _endless_unless_whole(database_url: str, names: list[str], path: Path, share: Share) -> dict[str, int]:
+    """The second share never ends; the job of the views built whole (submitted after it) fails at once."""
+    if share.count == 1:
+        return _failing_share(database_url, names, path, share)
+    return _endless_share(database_url, names, path, share)
+
+
+def test_a_share_failing_in_another_process_stops_the_rebuild_while_this_process_still_builds(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ViewStore(world.ledger.database_url)
+    rebuild_together(world.ledger, build_views(world.ledger), store)
+    connection = store.connect()
+    before = {view.name: live_track(connection, view.name) for view in build_views(world.ledger)}
+
+    def slow_own_share(
+        ledger: Ledger, views: object, path: Path, share: Share, report: Any
+    ) -> dict[str, int]:
+        for done in range(600):  # 30 s of holds, each reporting its progress
+            report(done)
+            time.sleep(0.05)
+        return {}
+
+    monkeypatch.setattr(sharing, "_build_share_alone", _failing_share)
+    monkeypatch.setattr(sharing, "build_share", slow_own_share)
+    began = time.monotonic()
+    try:
+        with pytest.raises(RuntimeError, match="failed on purpose"):
+            rebuild_together(world.ledger, build_views(world.ledger), store, shares=2)
+        assert time.monotonic() - began < 20
+        assert {view.name: live_track(connection, view.name) for view in build_views(world.ledger)} == before
+    finally:
+        connection.close()
+
+
+def test_a_failure_in_this_process_ends_the_other_shares_at_once_rather_than_waiting_for_them(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_own_share(
+        ledger: Ledger, views: object, path: Path, share: Share, report: Any
+    ) -> dict[str, int]:
+        time.sleep(2)  # the other processes have started their endless shares
+        raise ValueError("this process's share failed")
+
+    monkeypatch.setattr(sharing, "_build_share_alone", _endless_share)
+    monkeypatch.setattr(sharing, "build_share", failing_own_share)
+    began = time.monotonic()
+    with pytest.raises(ValueError, match="share failed"):
+        rebuild_together(world.ledger, build_views(world.ledger), shares=2)
+    assert time.monotonic() - began < 30
+    assert multiprocessing.active_children() == []  # ended, not left to sleep on
+
+
+def test_a_share_failing_after_this_process_built_its_own_is_not_waited_behind_a_slower_one(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def quick_own_share(ledger: Ledger, views: Any, path: Path, share: Share, report: Any) -> dict[str, int]:
+        return {}
+
+    monkeypatch.setattr(sharing, "build_share", quick_own_share)
+    monkeypatch.setattr(sharing, "_build_share_alone", _endless_unless_whole)
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match="failed on purpose"):
+        rebuild_together(world.ledger, build_views(world.ledger), shares=2)
+    assert time.monotonic() - began < 30
+    assert multiprocessing.active_children() == []
