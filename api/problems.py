@@ -84,6 +84,9 @@ NOT_CAUGHT_UP = ProblemType(
     "views-not-caught-up", 503, "The views have not yet reached the requested position"
 )
 BUSY = ProblemType("store-busy", 503, "The store is saturated; retry shortly")
+UNSIGNED = ProblemType(
+    "no-signing-key", 503, "This server has no signing key: it signs no checkpoints, so it proves nothing"
+)
 INTERNAL = ProblemType("internal-error", 500, "The server failed; nothing was recorded")
 
 API_PROBLEMS = (
@@ -100,6 +103,7 @@ API_PROBLEMS = (
     RATE_LIMITED,
     NOT_CAUGHT_UP,
     BUSY,
+    UNSIGNED,
     INTERNAL,
 )
 

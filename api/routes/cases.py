@@ -208,7 +208,7 @@ class CaseDossier(BaseModel):
     responses=documented(
         {
             503: "The views have not reached min_position yet, or (`proof=true`) no signed checkpoint "
-            "covers the case's latest event yet (see Retry-After)"
+            "covers the case's latest event yet (see Retry-After), or the server signs none"
         }
     ),
 )

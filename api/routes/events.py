@@ -19,7 +19,7 @@ from api.access import feed_filter
 from api.feed.envelope import BATCH_MEDIA, EVENT_MEDIA, NDJSON_MEDIA, Envelopes
 from api.feed.log import MAX_PAGE, FeedFilter, Page, PublicLog
 from api.feed.signal import Bell
-from api.problems import NOT_CAUGHT_UP, OUT_OF_SCOPE, VALIDATION_FAILED, ApiProblem, documented
+from api.problems import NOT_CAUGHT_UP, OUT_OF_SCOPE, UNSIGNED, VALIDATION_FAILED, ApiProblem, documented
 from api.reading import ViewReader
 from api.routes.ledger import InclusionProof, Nodes, inclusion_proof
 from api.settings import Settings
@@ -266,7 +266,7 @@ def read_event(
             403: "This key does not read the event feed, or not this event",
             404: "No event has this log index yet",
             422: "A parameter is malformed",
-            503: "No signed checkpoint covers this event yet (see Retry-After)",
+            503: "No signed checkpoint covers this event yet (see Retry-After), or the server signs none",
         }
     ),
 )
@@ -296,8 +296,9 @@ def covering_checkpoint(request: Request, last_index: int) -> StoredCheckpoint:
 
     503, not 409: nothing in the request is wrong, and the same request succeeds once the
     checkpointer signs the grown log (at most `checkpoint_every_seconds` later), so the answer
-    is the one the views give while they catch up, with a Retry-After. Only a server without
-    a signing key never will: the problem then says so, with no Retry-After.
+    is the one the views give while they catch up, with a Retry-After. A server without a
+    signing key never will: its answer is a type of its own (`no-signing-key`), with no
+    Retry-After, so that a client branching on `type` stops rather than waits.
     """
     store: CheckpointStore = request.app.state.checkpoints
     latest = store.latest()
@@ -307,7 +308,7 @@ def covering_checkpoint(request: Request, last_index: int) -> StoredCheckpoint:
     signed = "no checkpoint has been signed yet" if latest is None else f"the latest covers {size} events"
     if request.app.state.signer is None:
         raise ApiProblem(
-            NOT_CAUGHT_UP,
+            UNSIGNED,
             f"no signed checkpoint covers log index {last_index} ({signed}), and this server has no "
             "signing key to sign one (`dutyledger init` creates it)",
             log_index=last_index,

@@ -6,6 +6,7 @@ import pytest
 from eventsourcing.persistence import ConnectionUnavailableError
 from fastapi.testclient import TestClient
 
+from api import problems
 from api.app import create_app
 from api.problems import PREFIX, catalogue
 from api.settings import Settings
@@ -91,6 +92,11 @@ def test_the_problem_catalogue_lists_every_type_once_with_its_status(api: Api) -
     } in listed
     assert len(listed) == len(catalogue())
     assert {p["status"] for p in listed} >= {400, 401, 403, 404, 405, 409, 412, 413, 415, 422, 429, 503}
+
+
+def test_every_problem_type_the_api_module_defines_is_in_the_catalogue() -> None:
+    defined = {value.code for value in vars(problems).values() if isinstance(value, problems.ProblemType)}
+    assert defined <= {kind.code for kind in catalogue()}
 
 
 def test_nul_characters_are_refused_anywhere_on_either_backend(api: Api) -> None:
