@@ -168,6 +168,12 @@ class ViewStore:
             password=env["POSTGRES_PASSWORD"],
             autocommit=True,
             connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+            # Connections are kept (the readers' pool, a runner's, the checkpointer's): one cut
+            # silently (an idle drop, a failover) is noticed in about a minute, not the kernel's 15.
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
         )
         schema = env.get("POSTGRES_SCHEMA") or "public"
         connection.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(schema)))
