@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -201,13 +202,7 @@ def test_a_failure_in_this_process_ends_the_other_shares_at_once_rather_than_wai
         time.sleep(2)  # the other processes have started their endless shares
         raise ValueError("this process's share failed")
 
-    monkeypatch.setattr(sharing, "_build_share_alone", _endless_share)
-    monkeypatch.setattr(sharing, "build_share", failing_own_share)
-    began = time.monotonic()
-    with pytest.raises(ValueError, match="share failed"):
-        rebuild_together(world.ledger, build_views(world.ledger), shares=2)
-    assert time.monotonic() - began < 30
-    assert multiprocessing.active_children() == []  # ended, not left to sleep on
+    rebuild_fails_fast(world, monkeypatch, failing_own_share, _endless_share, ValueError, "share failed")
 
 
 def test_a_share_failing_after_this_process_built_its_own_is_not_waited_behind_a_slower_one(
@@ -216,10 +211,22 @@ def test_a_share_failing_after_this_process_built_its_own_is_not_waited_behind_a
     def quick_own_share(ledger: Ledger, views: Any, path: Path, share: Share, report: Any) -> dict[str, int]:
         return {}
 
-    monkeypatch.setattr(sharing, "build_share", quick_own_share)
-    monkeypatch.setattr(sharing, "_build_share_alone", _endless_unless_whole)
+    rebuild_fails_fast(world, monkeypatch, quick_own_share, _endless_unless_whole, RuntimeError, "on purpose")
+
+
+def rebuild_fails_fast(
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    own_share: Callable[..., dict[str, int]],
+    other_shares: Callable[..., dict[str, int]],
+    error: type[Exception],
+    match: str,
+) -> None:
+    """A rebuild in two shares built by these raises `error` within seconds, and leaves no process behind."""
+    monkeypatch.setattr(sharing, "build_share", own_share)
+    monkeypatch.setattr(sharing, "_build_share_alone", other_shares)
     began = time.monotonic()
-    with pytest.raises(RuntimeError, match="failed on purpose"):
+    with pytest.raises(error, match=match):
         rebuild_together(world.ledger, build_views(world.ledger), shares=2)
     assert time.monotonic() - began < 30
-    assert multiprocessing.active_children() == []
+    assert multiprocessing.active_children() == []  # ended, not left to sleep on
