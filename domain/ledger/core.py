@@ -259,8 +259,12 @@ def command_digest(name: str, ctx: CommandContext, arguments: dict[str, Any]) ->
     }
     payload = {"command": name, "context": context, "arguments": arguments}
     try:
-        encoded = orjson.dumps(payload, default=_jsonable, option=orjson.OPT_SORT_KEYS)
-    except TypeError as error:  # e.g. an integer beyond 64 bits: it could not be stored either
+        # No integer beyond ±(2**53 - 1), JSON's safe range: a larger one would be recorded, then
+        # break the views' 64-bit columns for good (or an integrator's JavaScript) on every replay.
+        encoded = orjson.dumps(
+            payload, default=_jsonable, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+        )
+    except TypeError as error:
         raise InvalidArgument(f"a value of the command cannot be recorded: {error}") from None
     if b"\\u0000" in encoded:  # PostgreSQL stores no NUL in text; neither backend may take one
         raise InvalidArgument("text may not contain NUL characters")

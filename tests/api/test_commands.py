@@ -157,6 +157,18 @@ def test_personal_data_in_a_narrative_is_refused_and_nothing_is_written(api: Api
     assert api.positions() == before
 
 
+def test_a_number_too_large_for_the_views_is_refused_and_the_views_keep_up(api: Api) -> None:
+    before = api.positions()
+    intake = {"channel": "visit", "category": "land_compensation", "headcount": 2**63}
+    answer = api.post("/cases", registration(intake=intake), "township_clerk")
+    assert answer.status_code == 422
+    assert answer.json()["type"] == "urn:problem-type:dutyledger:invalid-argument"
+    assert api.positions() == before
+    case_id = api.register()
+    answer = api.get(f"/cases/{case_id}", "township_clerk", min_position=api.positions())
+    assert answer.status_code == 200, answer.text
+
+
 def test_a_body_that_breaks_the_schema_names_each_field(api: Api) -> None:
     answer = api.post("/cases", {"narrative": "登记", "intake": {"channel": "pigeon"}}, "township_clerk")
     assert answer.status_code == 422

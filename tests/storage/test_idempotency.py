@@ -432,6 +432,20 @@ def test_a_number_too_large_to_record_is_refused_not_crashed_on(world: World) ->
     world.refuse(InvalidArgument, world.township_clerk, "hold_hearing", case_id=case_id, days=2**64)
 
 
+@pytest.mark.parametrize("headcount", [2**53, 2**63])
+def test_a_number_beyond_what_json_carries_safely_is_refused_even_inside_a_value(
+    world: World, headcount: int
+) -> None:
+    """Once recorded, such a number would stop the views (64-bit columns) on every replay."""
+    intake = INTAKE.model_copy(update={"headcount": headcount})
+    world.refuse(InvalidArgument, world.township_clerk, "register_case", intake=intake, petitioner_id=uuid4())
+
+
+def test_the_largest_safe_number_is_still_recorded(world: World) -> None:
+    intake = INTAKE.model_copy(update={"headcount": 2**53 - 1})
+    world.do(world.township_clerk, "register_case", intake=intake, petitioner_id=uuid4())
+
+
 def test_a_value_no_event_may_hold_is_refused_not_crashed_on(world: World) -> None:
     world.refuse(InvalidArgument, world.handler, "record_dispute", source="visit", category="")
 
