@@ -63,8 +63,9 @@ class IdentityStore:
         """For `statuses` alone: case reads ask it on the event loop, and must never queue behind a
         filing that holds the writers' connection while it waits for the file's write lock."""
 
-    def put(self, petitioner_id: UUID, identity: Identity) -> Identity:
-        """File an identity under a new id; returns what is on file under it (the first, on a retry)."""
+    def put(self, petitioner_id: UUID, identity: Identity) -> Identity | IdentityStatus:
+        """File an identity under a new id; returns what is on file under it (the first, on a retry),
+        or `ERASED` if the first was filed and has since been erased."""
         with self._connection() as connection, connection.transaction():
             connection.execute(
                 f"INSERT INTO {TABLE} (petitioner_id, name, phone, id_number, address, recorded_at) "
@@ -72,9 +73,7 @@ class IdentityStore:
                 (str(petitioner_id), identity.name, identity.phone, identity.id_number, identity.address,
                  as_text(datetime.now(UTC))),
             )  # fmt: skip
-        found = self.get(petitioner_id)
-        assert isinstance(found, Identity)
-        return found
+        return self.get(petitioner_id)
 
     def get(self, petitioner_id: UUID) -> Identity | IdentityStatus:
         """The identity on file, or why there is none (`ERASED`, `NONE`)."""
@@ -143,6 +142,12 @@ def file_identity(
     if earlier is not None and earlier.aggregate_id != petitioner_id:
         raise IdempotencyConflict(used, command_id=command_id)  # before filing: nothing is left behind
     filed = store.put(petitioner_id, identity)
+    if filed is IdentityStatus.ERASED:
+        raise IdempotencyConflict(
+            f"command id {command_id!r} filed an identity that has since been erased; "
+            "file it again under a new command id",
+            command_id=command_id,
+        )
     if filed != identity:
         raise IdempotencyConflict(used, command_id=command_id)
     try:

@@ -8,6 +8,7 @@ from uuid import UUID
 import orjson
 
 from api.identity import IdentityStore
+from api.keys import PrincipalKind
 from domain.petitioner import Petitioner
 from tests.api.conftest import Api
 from tests.api.test_cli import dutyledger
@@ -111,6 +112,22 @@ def test_a_retried_filing_answers_the_same_id_and_another_identity_under_its_key
     other = api.post("/petitioners", {"narrative": "登记", **IDENTITY, "name": "李四"}, "county_clerk",
                      **{"Idempotency-Key": "file-1"})  # fmt: skip
     assert other.status_code == 409
+
+
+def test_a_filing_retried_after_its_identity_was_erased_is_a_conflict_not_a_crash(api: Api) -> None:
+    first = file_identity(api, **{"Idempotency-Key": "file-3"})
+    petitioner_id = first.json()["petitioner_id"]
+    admin = api.headers("admin", PrincipalKind.ADMINISTRATOR)
+    erased = api.client.post(
+        f"/petitioners/{petitioner_id}/erase", json={"narrative": "信访人申请删除"}, headers=admin
+    )
+    assert erased.status_code == 200, erased.text
+    before = api.positions()
+    again = file_identity(api, **{"Idempotency-Key": "file-3"})
+    assert again.status_code == 409, again.text
+    assert again.json()["type"] == "urn:problem-type:dutyledger:idempotency-conflict"
+    assert "erased" in again.json()["detail"]
+    assert api.positions() == before
 
 
 def test_a_refused_filing_leaves_no_identity_behind(api: Api, database_url: str) -> None:
