@@ -19,10 +19,15 @@ from projections.store import ViewConnection
 P = ParamSpec("P")
 T = TypeVar("T")
 
+LOG_INDEX_MAX = 2**53 - 1
+"""The largest log index or position a caller may name: JSON's safe integer range, which no log
+reaches, and within SQL's 64-bit integers however a query adds to it."""
+
 MinPosition = Annotated[
     int | None,
     Query(
         ge=0,
+        le=LOG_INDEX_MAX,
         description="Read your own writes: wait (bounded) until the views have applied this log position, "
         "as a command's answer gave it; 503 if they do not in time.",
     ),
@@ -104,4 +109,13 @@ def aware(moment: datetime) -> datetime:
     return moment
 
 
-__all__ = ["READ_ERRORS", "MinPosition", "ReadScope", "Reader", "Views", "aware", "read_route"]
+__all__ = [
+    "LOG_INDEX_MAX",
+    "READ_ERRORS",
+    "MinPosition",
+    "ReadScope",
+    "Reader",
+    "Views",
+    "aware",
+    "read_route",
+]

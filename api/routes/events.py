@@ -21,6 +21,7 @@ from api.feed.log import MAX_PAGE, FeedFilter, Page, PublicLog
 from api.feed.signal import Bell
 from api.problems import NOT_CAUGHT_UP, OUT_OF_SCOPE, UNSIGNED, VALIDATION_FAILED, ApiProblem, documented
 from api.reading import ViewReader
+from api.routes.common import LOG_INDEX_MAX
 from api.routes.ledger import InclusionProof, Nodes, inclusion_proof
 from api.settings import Settings
 from domain.errors import NotFound
@@ -68,7 +69,11 @@ UnitFilter = Annotated[
 ]
 After = Annotated[
     int,
-    Query(ge=-1, description="The last log index already read; -1 (the default) starts at the beginning."),
+    Query(
+        ge=-1,
+        le=LOG_INDEX_MAX,
+        description="The last log index already read; -1 (the default) starts at the beginning.",
+    ),
 ]
 
 
@@ -230,7 +235,7 @@ def _resume(last_event_id: str | None, after: int) -> int:
         resumed = int(last_event_id.strip())
     except ValueError:
         raise ApiProblem(VALIDATION_FAILED, "Last-Event-ID must be a log index this stream sent") from None
-    if resumed < -1:
+    if not -1 <= resumed <= LOG_INDEX_MAX:
         raise ApiProblem(VALIDATION_FAILED, "Last-Event-ID must be a log index this stream sent")
     return resumed
 
@@ -244,7 +249,7 @@ def read_event(
     request: Request,
     log: Log,
     key: KeyFilter,
-    index: Annotated[int, Path(ge=0, description="The event's log index.")],
+    index: Annotated[int, Path(ge=0, le=LOG_INDEX_MAX, description="The event's log index.")],
 ) -> Response:
     """One event as a CloudEvent (`application/cloudevents+json`); it never changes."""
     event = log.at(index)
@@ -275,7 +280,7 @@ def event_proof(
     log: Log,
     key: KeyFilter,
     tree: Nodes,
-    index: Annotated[int, Path(ge=0, description="The event's log index.")],
+    index: Annotated[int, Path(ge=0, le=LOG_INDEX_MAX, description="The event's log index.")],
 ) -> InclusionProof:
     """The event's leaf bytes, leaf hash and audit path in the tree of the latest signed checkpoint,
     with that checkpoint's signed note: everything needed to verify it offline (docs/verify.md).

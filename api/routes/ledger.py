@@ -23,6 +23,7 @@ from api.feed.envelope import Sequenced
 from api.feed.log import PublicLog
 from api.problems import NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, documented
 from api.reading import ViewReader
+from api.routes.common import LOG_INDEX_MAX
 from domain.errors import NotFound
 from projections.merkle.checkpoints import CheckpointStore, StoredCheckpoint
 from projections.merkle.hashing import ProofError
@@ -150,9 +151,12 @@ def inclusion(
     request: Request,
     tree: Nodes,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    index: Annotated[int, Query(ge=0, description="The event's log index.")],
+    index: Annotated[int, Query(ge=0, le=LOG_INDEX_MAX, description="The event's log index.")],
     tree_size: Annotated[
-        int | None, Query(ge=1, description="The tree to prove it in; default: the latest checkpoint's.")
+        int | None,
+        Query(
+            ge=1, le=LOG_INDEX_MAX, description="The tree to prove it in; default: the latest checkpoint's."
+        ),
     ] = None,
 ) -> InclusionProof:
     """The audit path of the event at `index` in the tree of `tree_size` leaves, with the leaf and root."""
@@ -212,8 +216,10 @@ def _leaf_bytes(event: Sequenced) -> bytes:
 )
 def consistency(
     tree: Nodes,
-    from_size: Annotated[int, Query(alias="from", ge=1, description="The older tree size.")],
-    to_size: Annotated[int, Query(alias="to", ge=1, description="The newer tree size.")],
+    from_size: Annotated[
+        int, Query(alias="from", ge=1, le=LOG_INDEX_MAX, description="The older tree size.")
+    ],
+    to_size: Annotated[int, Query(alias="to", ge=1, le=LOG_INDEX_MAX, description="The newer tree size.")],
 ) -> ConsistencyProof:
     """The consistency proof from the tree of `from` leaves to the tree of `to` leaves, with both roots."""
     try:

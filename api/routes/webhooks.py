@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from api.access import Caller, administrator
 from api.keys import Principal, PrincipalKind
 from api.problems import FORBIDDEN, VALIDATION_FAILED, ApiProblem, documented
+from api.routes.common import LOG_INDEX_MAX
 from api.routes.events import Log
 from api.settings import Settings
 from api.webhooks.addresses import refused_literal
@@ -94,6 +95,7 @@ class EndpointCreate(BaseModel):
     after: int | None = Field(
         None,
         ge=-1,
+        le=LOG_INDEX_MAX,
         description="Deliver the events after this log index (-1: the whole log); default: only new events.",
     )
 

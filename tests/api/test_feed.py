@@ -140,6 +140,26 @@ def test_a_page_holds_at_most_a_thousand_events(api: Api) -> None:
     assert refused.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        (f"/events?after={2**63}", {}),
+        (f"/events/{2**63}", {}),
+        (f"/events/stream?after={2**63}", {}),
+        ("/events/stream", {"Last-Event-ID": str(2**63)}),
+        (f"/ledger/proofs/consistency?from=1&to={2**63}", {}),
+    ],
+)
+def test_a_log_index_beyond_any_log_is_refused_before_anything_is_read(
+    api: Api, path: str, headers: dict[str, str]
+) -> None:
+    """Beyond SQL's 64-bit integers such a number broke the query, after a stream had begun."""
+    caught_up(api)
+    refused = api.client.get(path, headers={**integrator(api), **headers})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"] == "urn:problem-type:dutyledger:validation-failed"
+
+
 def test_one_event_is_read_by_its_log_index(api: Api) -> None:
     length = caught_up(api)
     headers = integrator(api)

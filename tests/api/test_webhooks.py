@@ -347,6 +347,7 @@ REFUSED = [
     ({"url": "https://hotline.example.org/", "types": ["cn.petition.nothing.v9"]}, 422),
     ({"url": "https://hotline.example.org/", "units": ["00000000-0000-0000-0000-000000000009"]}, 404),
     ({"url": "https://hotline.example.org/", "after": 10**9}, 422),
+    ({"url": "https://hotline.example.org/", "after": 2**63}, 422),
 ]
 
 
