@@ -109,14 +109,22 @@ def administrator(request: Request, caller: Caller) -> Principal:
     """An administrator's key whose cadre is in service and still holds the administrator role."""
     if caller.kind is not PrincipalKind.ADMINISTRATOR or caller.cadre_id is None:
         raise ApiProblem(FORBIDDEN, "only an administrator's key may do this")
-    ledger: Ledger = request.app.state.ledger
-    try:
-        actor = ledger.actor_at(caller.cadre_id)
-    except (NotFound, NotActive) as error:
-        raise ApiProblem(FORBIDDEN, f"this key's cadre cannot administer: {error.detail}") from None
-    if Role.ADMINISTRATOR not in actor.cadre.roles:
-        raise ApiProblem(FORBIDDEN, "this key's cadre no longer holds the administrator role")
+    refused = why_not_administering(request.app.state.ledger, caller.cadre_id)
+    if refused is not None:
+        raise ApiProblem(FORBIDDEN, refused)
     return caller
+
+
+def why_not_administering(ledger: Ledger, cadre_id: UUID) -> str | None:
+    """Why an administrator key's cadre may not administer now (None if it may): out of service,
+    or no longer holding the role. Asked at every use of the key, not only when it was made."""
+    try:
+        actor = ledger.actor_at(cadre_id)
+    except (NotFound, NotActive) as error:
+        return f"this key's cadre cannot administer: {error.detail}"
+    if Role.ADMINISTRATOR not in actor.cadre.roles:
+        return "this key's cadre no longer holds the administrator role"
+    return None
 
 
 @dataclass(frozen=True)

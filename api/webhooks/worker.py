@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from api.access import key_filter
+from api.access import key_filter, why_not_administering
 from api.feed.envelope import EVENT_MEDIA, Envelopes, Sequenced, event_id
 from api.feed.log import FeedFilter, PublicLog
 from api.keys import KeyStore, PrincipalKind
@@ -221,11 +221,16 @@ class Worker:
                 return  # caught up
 
     def _filter(self, endpoint: Endpoint) -> FeedFilter | None:
-        """The endpoint's filter narrowed by its owner key's, now; None if the key no longer works."""
+        """The endpoint's filter narrowed by its owner key's, now; None if the key no longer works.
+
+        An administrator's key works only while its cadre serves and holds the role, as at the
+        API (`api.access.administrator`): one retired or stripped of the role reads no more."""
         key = self.keys.get(endpoint.owner_key_id)
         if key is None or not key.usable_at(datetime.now(UTC)):
             return None
         if key.kind is PrincipalKind.ADMINISTRATOR:
+            if key.cadre_id is None or why_not_administering(self.log.ledger, key.cadre_id) is not None:
+                return None
             return endpoint.filter()
         return endpoint.filter().narrowed(key_filter(key.principal()))
 

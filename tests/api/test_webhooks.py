@@ -28,6 +28,7 @@ from api.keys import KeyStore, PrincipalKind
 from api.settings import Settings
 from api.webhooks.store import Delivery, WebhookStore
 from api.webhooks.worker import Worker, backoff
+from domain.values import Role
 from tests.api.conftest import Api
 from tests.support import World
 
@@ -380,6 +381,26 @@ def test_a_disabled_endpoint_and_one_whose_key_was_revoked_are_sent_nothing_more
     assert receiver.received == orphan.received == []
     rotate = hooks.client.post(f"/webhooks/{created['id']}/secret", headers=integrator)
     assert rotate.status_code == 409
+
+
+def test_an_administrators_endpoint_is_sent_nothing_more_once_its_cadre_no_longer_administers(
+    hooks: Api, receivers: Callable[..., Receiver]
+) -> None:
+    receiver, control = receivers(), receivers()
+    world = hooks.world
+    deputy = world.do(
+        world.admin, "register_cadre", name="副管理员", unit_id=world.units["city"], position="管理员",
+        roles=frozenset({Role.ADMINISTRATOR}),
+    ).aggregate_id  # fmt: skip
+    _, token = hooks.keys.create(PrincipalKind.ADMINISTRATOR, cadre_id=deputy)
+    created = register(hooks, receiver.url, token)
+    watching = register(hooks, control.url)
+    world.do(world.admin, "change_roles", cadre_id=deputy, roles=frozenset())
+    hooks.register()
+    eventually(caught_up(hooks, watching["id"]))
+    eventually(lambda: endpoint(hooks, created["id"])["disabled_at"] is not None)
+    assert control.delivered
+    assert receiver.received == []
 
 
 def test_retry_delivers_at_once_instead_of_waiting_out_the_back_off(
