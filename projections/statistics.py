@@ -21,6 +21,7 @@ Definitions (domain.md), as ratios of the counts `unit_stats` keeps:
 from __future__ import annotations
 
 from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, computed_field
@@ -57,7 +58,11 @@ class Rate(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def percent(self) -> str | None:
-        return None if self.value is None else f"{self.value * 100:.1f}%"
+        """Rounded half up (四舍五入), from the exact ratio: 1/16 is 6.3%, where a float would give 6.2%."""
+        if not self.denominator:
+            return None
+        exact = Decimal(self.numerator * 100) / Decimal(self.denominator)
+        return f"{exact.quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
 
 
 class Period(BaseModel):

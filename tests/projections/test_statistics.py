@@ -35,6 +35,14 @@ def test_a_rate_without_a_denominator_is_unknown_not_zero() -> None:
     assert Rate(numerator=0, denominator=0).percent is None
 
 
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "shown"),
+    [(1, 16, "6.3%"), (5, 16, "31.3%"), (1, 3, "33.3%"), (2, 3, "66.7%"), (0, 7, "0.0%"), (7, 7, "100.0%")],
+)
+def test_a_percentage_is_rounded_half_up_as_reports_are(numerator: int, denominator: int, shown: str) -> None:
+    assert Rate(numerator=numerator, denominator=denominator).percent == shown
+
+
 def test_a_months_cases_add_up_to_hand_computed_rates_rolled_up_to_the_city(
     world: World, views: Runner
 ) -> None:
