@@ -67,7 +67,10 @@ def apply_hold(runner: Runner) -> bool:
 
 
 def apply_all(runner: Runner, report: Callable[[int], None] | None = None) -> None:
-    """Apply the log hold by hold until the runner is caught up, reporting its position after each."""
+    """Apply the log hold by hold until the runner is caught up, reporting its position after each,
+    the last (which found the end of the log) included."""
     while apply_hold(runner):
         if report:
             report(runner.position)
+    if report:
+        report(runner.position)

@@ -162,6 +162,14 @@ def test_embedded_views_show_a_command_promptly_after_it_is_saved(world: World) 
         views.stop()
 
 
+def test_a_rebuild_reports_its_progress_up_to_the_end_of_the_log(world: World) -> None:
+    busy_cases(world)
+    reported: list[tuple[int, int]] = []
+    rebuild(world.ledger, CaseStateView(world.ledger), report=lambda p: reported.append((p.done, p.total)))
+    end = world.ledger.recorder.max_notification_id()
+    assert reported[-1] == (end, end)  # a log shorter than one commit reported 0 before
+
+
 def test_views_may_live_in_a_database_of_their_own(world: World, tmp_path: Path) -> None:
     busy_cases(world, count=2, actions=2)
     elsewhere = ViewStore(f"sqlite:///{tmp_path}/views.sqlite")
