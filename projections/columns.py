@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import orjson
 
 _ZERO = timedelta(0)
+
+ZONE = ZoneInfo("Asia/Shanghai")
+"""The zone business dates are kept in: a due date ends at midnight after it, Beijing time."""
 
 
 def as_text(value: datetime | date | UUID | None) -> str | None:
@@ -52,3 +56,11 @@ def utc_text(stored: str) -> str:
     text = as_text(datetime.fromisoformat(stored))
     assert text is not None
     return text
+
+
+def due_end(due: date) -> str:
+    """The moment a due date ends (midnight after it, Beijing time), as UTC text."""
+    try:
+        return moment_text(datetime.combine(due + timedelta(days=1), time(0), ZONE))
+    except OverflowError:  # refused by the ledger since; never let one stored date stall the view
+        return "9999-12-31T23:59:59.999999Z" if due.year > 1 else "0001-01-01T00:00:00.000000Z"

@@ -4,8 +4,8 @@ Definitions (domain.md), as ratios of the counts `unit_stats` keeps:
 
 | metric | ratio |
 |---|---|
-| timely acceptance rate 及时受理率 | notices_on_time / notices |
-| on-time closure rate 按期办结率 | replies_on_time / replies |
+| timely acceptance rate 及时受理率 | notices_met / notices_due |
+| on-time closure rate 按期办结率 | replies_met / replies_due |
 | closure rate 办结率 (cases) | closed / accepted |
 | closure rate 办结率 (meetings) | studied_closed / studied |
 | resolution rate 化解率 | ended / registered |
@@ -16,21 +16,27 @@ Definitions (domain.md), as ratios of the counts `unit_stats` keeps:
 | leader-owned resolution 领导包案化解率 | owned_resolved / owned |
 | locally resolved share | disputes_resolved / disputes |
 | leapfrog petitions 越级访 | leapfrogs, and the change against the same months a year before (同比) |
+
+The two deadline rates count by the month a deadline falls due: every acceptance notice or
+reply that was due (met, missed, or still open past its due date by the ledger's clock),
+against those met in time (see `projections.views.unit_stats`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from projections.columns import moment_text
 from projections.store import ViewConnection
 
 RATIOS: dict[str, tuple[str, str]] = {
-    "timely_acceptance": ("notices_on_time", "notices"),
-    "on_time_closure": ("replies_on_time", "replies"),
+    "timely_acceptance": ("notices_met", "notices_due"),
+    "on_time_closure": ("replies_met", "replies_due"),
     "case_closure": ("closed", "accepted"),
     "meeting_closure": ("studied_closed", "studied"),
     "resolution": ("ended", "registered"),
@@ -87,19 +93,22 @@ class UnitStats(BaseModel):
     """(leapfrogs − leapfrogs a year before) / leapfrogs a year before; None without a base."""
 
 
-def unit_stats(connection: ViewConnection, unit_id: UUID, first_month: str, last_month: str) -> UnitStats:
-    """Metrics for `unit_id` and every unit below it, months `first_month`..`last_month` (YYYY-MM)."""
-    months = _monthly(connection, unit_id, first_month, last_month)
+def unit_stats(
+    connection: ViewConnection, unit_id: UUID, first_month: str, last_month: str, now: datetime
+) -> UnitStats:
+    """Metrics for `unit_id` and every unit below it, months `first_month`..`last_month` (YYYY-MM),
+    as they stand at `now` (the ledger's clock: a deadline still open past it was missed)."""
+    months = _monthly(connection, unit_id, first_month, last_month, now)
     period = _period(months, first_month, last_month)
     before = (_year_before(first_month), _year_before(last_month))
-    last_year = _period(_monthly(connection, unit_id, *before), *before)
-    now, then = period.counts.get("leapfrogs", 0), last_year.counts.get("leapfrogs", 0)
+    last_year = _period(_monthly(connection, unit_id, *before, now), *before)
+    leapfrogs, before_that = period.counts.get("leapfrogs", 0), last_year.counts.get("leapfrogs", 0)
     return UnitStats(
         unit_id=unit_id,
         months=months,
         period=period,
         last_year=last_year,
-        leapfrog_change=(now - then) / then if then else None,
+        leapfrog_change=(leapfrogs - before_that) / before_that if before_that else None,
     )
 
 
@@ -110,17 +119,38 @@ def rates(counts: dict[str, int]) -> dict[str, Rate]:
     }
 
 
-def _monthly(connection: ViewConnection, unit_id: UUID, first: str, last: str) -> dict[str, dict[str, int]]:
+DEADLINE_COUNTS = {
+    "acceptance_notice": ("notices_due", "notices_met"),
+    "reply": ("replies_due", "replies_met"),
+}
+
+
+def _monthly(
+    connection: ViewConnection, unit_id: UUID, first: str, last: str, now: datetime
+) -> dict[str, dict[str, int]]:
+    subtree = f"%/{unit_id}/%"
     rows = connection.execute(
         "SELECT c.month, c.metric, SUM(c.value) FROM unit_counts c "
         "JOIN unit_paths p ON p.unit_id = c.unit_id WHERE p.path LIKE ? AND c.month >= ? AND c.month <= ? "
         "GROUP BY c.month, c.metric ORDER BY c.month",
-        (f"%/{unit_id}/%", first, last),
+        (subtree, first, last),
     )
     months: dict[str, dict[str, int]] = defaultdict(dict)
     for month, metric, value in rows:
         months[month][metric] = int(value)
-    return dict(months)
+    due = connection.execute(
+        "SELECT d.due_month, d.kind, COUNT(*), SUM(CASE WHEN d.state = 'met' THEN 1 ELSE 0 END) "
+        "FROM unit_deadlines d JOIN unit_paths p ON p.unit_id = d.unit_id "
+        "WHERE p.path LIKE ? AND d.due_month >= ? AND d.due_month <= ? "
+        "AND (d.state IN ('met', 'missed') OR (d.state = 'open' AND d.due_end <= ?)) "
+        "GROUP BY d.due_month, d.kind",
+        (subtree, first, last, moment_text(now)),
+    )
+    for month, kind, fell_due, met in due:
+        total, in_time = DEADLINE_COUNTS[kind]
+        months[month][total] = int(fell_due)
+        months[month][in_time] = int(met)
+    return dict(sorted(months.items()))
 
 
 def _period(months: dict[str, dict[str, int]], first: str, last: str) -> Period:

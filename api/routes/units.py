@@ -30,4 +30,4 @@ def statistics(
     reader.check_unit(ledger.peek(Unit, unit_id).path)
     if last_month < first_month:
         raise ApiProblem(VALIDATION_FAILED, "last_month is before first_month")
-    return unit_stats(views, unit_id, first_month, last_month)
+    return unit_stats(views, unit_id, first_month, last_month, ledger.clock.now())

@@ -26,10 +26,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from domain.aggregate import CorrectedEvent, as_corrected
 from domain.case import Case
@@ -40,7 +39,7 @@ from domain.meeting import Meeting
 from domain.registry import Unit
 from domain.storage.commands import CommandRecord
 from domain.values import ReviewOutcome, Satisfaction, UnitKind
-from projections.columns import as_json, moment_text
+from projections.columns import as_json, due_end
 from projections.memory import MEMORY, AggregateMemory
 from projections.view import Envelope, Table, View, Writer
 
@@ -52,7 +51,6 @@ setting (`projections.accountability`), so changing it needs no rebuild."""
 ROLES = ("handler", "responsible", "owning_leader")
 STILL_HELD = "9999-12-31T23:59:59.999999Z"
 """`ended_at` of a role not yet ended: later than any moment, so a window query is one index range."""
-ZONE = ZoneInfo("Asia/Shanghai")
 
 CADRE_ROLES = Table(
     "cadre_roles",
@@ -429,7 +427,7 @@ class CadreAccountabilityView(View):
             kind,
             seq,
             due.isoformat(),
-            _due_end(due),
+            due_end(due),
             envelope.occurred_text,
             version,
             None,
@@ -526,11 +524,3 @@ class CadreAccountabilityView(View):
             self._follow(memory, envelope, Rows())  # no late records: no command lookups for rows discarded
         memory.version = version
         return memory
-
-
-def _due_end(due: date) -> str:
-    """The moment a due date ends (midnight after it, Beijing time), as UTC text."""
-    try:
-        return moment_text(datetime.combine(due + timedelta(days=1), time(0), ZONE))
-    except OverflowError:  # refused by the ledger since; never let one stored date stall the view
-        return "9999-12-31T23:59:59.999999Z" if due.year > 1 else "0001-01-01T00:00:00.000000Z"

@@ -17,6 +17,15 @@ and any run of months, and divides. What each count means:
 | meetings, meetings_principal | Meeting.Convened (chaired by the head) | the meeting's unit |
 | studied, studied_closed | Meeting.CaseStudied; Case.Closed of a studied case | the meeting's unit |
 | disputes, disputes_resolved | Dispute.Recorded, Dispute.Resolved (locally) | the dispute's unit |
+
+The two deadline rates divide by what fell due, not by what was done: a unit that never
+sends a notice must not score 100%. So `unit_deadlines` keeps each acceptance-notice and
+reply deadline (one row each, by the local month its due date falls in, for the unit that
+holds the case): open, met, missed, or superseded (the case forwarded before its notice; a
+reply deadline extended, which opens the extended one). `projections.statistics` counts,
+per month, the deadlines met or missed, and the open ones whose due date has passed by the
+ledger's clock (missed, though no event says so): `notices_due` / `notices_met`,
+`replies_due` / `replies_met`.
 """
 
 from __future__ import annotations
@@ -24,11 +33,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from domain.case import Case
 from domain.catalogue import event_classes
@@ -37,10 +45,9 @@ from domain.events import LedgerEvent
 from domain.meeting import Meeting
 from domain.registry import Unit
 from domain.values import Satisfaction
+from projections.columns import ZONE, due_end
 from projections.memory import AggregateMemory
 from projections.view import Envelope, Table, View, Writer
-
-ZONE = ZoneInfo("Asia/Shanghai")
 
 UNIT_COUNTS = Table(
     "unit_counts",
@@ -49,6 +56,17 @@ UNIT_COUNTS = Table(
     indexes=(("month",),),
     counter="value",
 )
+UNIT_DEADLINES = Table(
+    "unit_deadlines",
+    "case_id TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL, unit_id TEXT NOT NULL, "
+    "due_month TEXT NOT NULL, due_end TEXT NOT NULL, state TEXT NOT NULL",
+    key=("case_id", "kind", "seq"),
+    indexes=(("due_month", "unit_id"),),
+)
+"""Acceptance-notice and reply deadlines; `state` is open, met, missed or superseded."""
+DEADLINE_COLUMNS = ("case_id", "kind", "seq", "unit_id", "due_month", "due_end", "state")
+NOTICE, REPLY = "acceptance_notice", "reply"
+
 UNIT_PATHS = Table(
     "unit_paths", "unit_id TEXT NOT NULL, path TEXT NOT NULL, level TEXT NOT NULL", key=("unit_id",)
 )
@@ -73,14 +91,17 @@ class CaseUnits:
     unit_id: str = ""
     owned: bool = False
     meeting_units: set[str] = field(default_factory=set)
+    deadlines: dict[str, list[Any]] = field(default_factory=dict)
+    """The open deadline of each kind, as its `unit_deadlines` row."""
+    seq: dict[str, int] = field(default_factory=dict)
 
 
 class UnitStatsView(View):
     """Monthly counts per unit, for the metrics the source reports."""
 
     name = "unit_stats"
-    schema_version = 1
-    tables = (UNIT_COUNTS, UNIT_PATHS)
+    schema_version = 2
+    tables = (UNIT_COUNTS, UNIT_PATHS, UNIT_DEADLINES)
     topics = frozenset(
         event.TOPIC for aggregate in (Case, Meeting, Dispute, Unit) for event in event_classes(aggregate)
     )
@@ -92,6 +113,7 @@ class UnitStatsView(View):
     def apply(self, writer: Writer, batch: Sequence[Envelope]) -> None:
         counts: Counter[tuple[str, str, str]] = Counter()
         paths: list[tuple[str, str, str]] = []
+        deadlines: dict[tuple[str, str, int], list[Any]] = {}
         for envelope in batch:
             event = envelope.event
             month = local_month(envelope.occurred_text)
@@ -101,7 +123,7 @@ class UnitStatsView(View):
 
             if isinstance(event, Case.Event):
                 memory = self.cases.before(envelope) or CaseUnits()
-                self._case_event(memory, event, count)
+                self._case_event(memory, envelope, count, deadlines)
                 memory.version = event.originator_version
                 self.cases.keep(envelope, memory)
             elif isinstance(event, Unit.Registered):
@@ -119,31 +141,52 @@ class UnitStatsView(View):
                 count("disputes_resolved", self._unit_of(event.originator_id))
         writer.upsert(UNIT_PATHS, ("unit_id", "path", "level"), paths)
         writer.increment(UNIT_COUNTS, counts)
+        writer.upsert(UNIT_DEADLINES, DEADLINE_COLUMNS, list(deadlines.values()))
 
     def forget(self) -> None:
         self.cases.forget()
 
-    def _case_event(self, memory: CaseUnits, event: LedgerEvent, count: Any) -> None:
+    def _case_event(
+        self,
+        memory: CaseUnits,
+        envelope: Envelope,
+        count: Any,
+        deadlines: dict[tuple[str, str, int], list[Any]],
+    ) -> None:
+        event = envelope.event
+        due = _Deadlines(memory, envelope.aggregate[0], deadlines)
         match event:
             case Case.Registered():
                 memory.unit_id = str(event.unit_id)
                 count("registered", event.unit_id)
                 if event.repeat_of is not None:
                     count("repeats", event.unit_id)
+                due.open(NOTICE, event.acceptance_notice_due)
             case Case.Forwarded() | Case.Assigned():
                 memory.unit_id = str(event.to_unit_id)
+                due.close(NOTICE, "superseded")  # the obligation moved to the receiving unit
+                due.open(NOTICE, event.acceptance_notice_due)
             case Case.ResponsibilityAssigned():
                 memory.unit_id = str(event.unit_id)
+                due.hand_over(REPLY)
             case Case.Accepted() | Case.Declined():
                 count("notices", memory.unit_id)
                 if event.notice_on_time:
                     count("notices_on_time", memory.unit_id)
+                due.close(NOTICE, "met" if event.notice_on_time else "missed")
                 if isinstance(event, Case.Accepted):
                     count("accepted", memory.unit_id)
+                    due.open(REPLY, event.reply_due)
+            case Case.DeadlineExtended():
+                due.close(REPLY, "superseded")  # the extended deadline replaces it
+                due.open(REPLY, event.reply_due)
+            case Case.ReviewDecided() | Case.Reopened() if event.reply_due is not None:
+                due.open(REPLY, event.reply_due)
             case Case.ReplyIssued():
                 count("replies", memory.unit_id)
                 if event.on_time:
                     count("replies_on_time", memory.unit_id)
+                due.close(REPLY, "met" if event.on_time else "missed")
             case Case.SatisfactionRated():
                 count("rated", memory.unit_id)
                 if event.rating is not Satisfaction.UNSATISFIED:
@@ -174,6 +217,37 @@ class UnitStatsView(View):
         memory = CaseUnits()
         for event in self.ledger.events.get(case_id, lte=version):
             assert isinstance(event, LedgerEvent)
-            self._case_event(memory, event, lambda *_args, **_kwargs: None)
+            self._case_event(memory, Envelope(0, event.TOPIC, event), lambda *_args, **_kwargs: None, {})
             memory.version = event.originator_version
         return memory
+
+
+@dataclass
+class _Deadlines:
+    """One case's deadline rows, as one event changes them (written to `rows` by key)."""
+
+    memory: CaseUnits
+    case_id: str
+    rows: dict[tuple[str, str, int], list[Any]]
+
+    def open(self, kind: str, due: date) -> None:
+        seq = self.memory.seq.get(kind, 0) + 1
+        self.memory.seq[kind] = seq
+        row = [self.case_id, kind, seq, self.memory.unit_id, due.isoformat()[:7], due_end(due), "open"]
+        self.memory.deadlines[kind] = row
+        self.rows[(self.case_id, kind, seq)] = row
+
+    def close(self, kind: str, state: str) -> None:
+        row = self.memory.deadlines.pop(kind, None)
+        if row is not None:
+            self._write([*row[:6], state])
+
+    def hand_over(self, kind: str) -> None:
+        """The open deadline falls to the unit now holding the case."""
+        row = self.memory.deadlines.get(kind)
+        if row is not None:
+            self.memory.deadlines[kind] = self._write([*row[:3], self.memory.unit_id, *row[4:]])
+
+    def _write(self, row: list[Any]) -> list[Any]:
+        self.rows[(row[0], row[1], row[2])] = row
+        return row

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -56,16 +56,57 @@ def test_a_months_cases_add_up_to_hand_computed_rates_rolled_up_to_the_city(
     world.register(actor=world.outsider)  # another township of the same county
     views.catch_up()
     for unit, registered in ((world.township, 3), (world.county, 4), (world.city, 4)):
-        period = unit_stats(views.connection, unit, month, month).period
+        period = unit_stats(views.connection, unit, month, month, world.clock.now()).period
         assert period.counts["registered"] == registered
-    township = unit_stats(views.connection, world.township, month, month).period
+    township = unit_stats(views.connection, world.township, month, month, world.clock.now()).period
     assert township.counts["notices"] == 3
-    assert township.rates["timely_acceptance"].value == 1.0
     assert township.rates["case_closure"].percent == "50.0%"  # 1 closed of 2 accepted
     assert township.rates["resolution"].numerator == 1
     assert township.rates["rating_participation"].percent == "50.0%"  # 1 rated of 2 replies
     assert township.rates["satisfaction"].value == 1.0
-    assert unit_stats(views.connection, world.henan_county, month, month).period.counts == {}
+    assert (
+        unit_stats(views.connection, world.henan_county, month, month, world.clock.now()).period.counts == {}
+    )
+
+
+def deadline_rates(world: World, views: Runner, first: date, days: int) -> tuple[Rate, Rate]:
+    """The township's timely-acceptance and on-time-closure rates over the months from `first`
+    to `days` after it (deadlines count in the month they fall due), as of the clock's now."""
+    views.catch_up()
+    months = (first.strftime("%Y-%m"), (first + timedelta(days=days)).strftime("%Y-%m"))
+    period = unit_stats(views.connection, world.township, *months, world.clock.now()).period
+    return period.rates["timely_acceptance"], period.rates["on_time_closure"]
+
+
+def test_the_deadline_rates_divide_by_what_fell_due_not_by_what_was_done(world: World, views: Runner) -> None:
+    first = world.today()
+    world.replied()  # notice and reply in time
+    world.accepted()  # notice in time; never replied
+    world.register()  # never a notice
+    acceptance, closure = deadline_rates(world, views, first, 200)
+    assert (acceptance.numerator, acceptance.denominator) == (2, 2)  # the third is not due yet
+    assert (closure.numerator, closure.denominator) == (1, 1)
+    world.advance(days=200)  # every deadline has passed
+    acceptance, closure = deadline_rates(world, views, first, 200)
+    assert (acceptance.numerator, acceptance.denominator) == (2, 3)  # a unit that does nothing scores less
+    assert (closure.numerator, closure.denominator) == (1, 2)
+    assert acceptance.percent == "66.7%"
+
+
+def test_a_forwarded_case_owes_its_notice_where_it_went_and_an_extension_is_one_deadline(
+    world: World, views: Runner
+) -> None:
+    first = world.today()
+    forwarded = world.register()
+    world.do(world.township_clerk, "forward_case", case_id=forwarded, to_unit_id=world.county_bureau)
+    extended = world.accepted()
+    world.do(world.township_head, "extend_deadline", case_id=extended, days=30)
+    world.advance(days=70)
+    world.do(world.township_clerk, "issue_reply", case_id=extended, outcome=ReplyOutcome.SUPPORT)
+    world.advance(days=200)
+    acceptance, closure = deadline_rates(world, views, first, 270)
+    assert (acceptance.numerator, acceptance.denominator) == (1, 1)  # the forwarded one is the bureau's
+    assert (closure.numerator, closure.denominator) == (1, 1)  # replied within the extended limit
 
 
 def test_leapfrogs_are_compared_with_the_same_months_a_year_before(world: World, views: Runner) -> None:
@@ -77,7 +118,7 @@ def test_leapfrogs_are_compared_with_the_same_months_a_year_before(world: World,
     world.do(world.city_clerk, "record_leapfrog", case_id=case_id, level="national")
     views.catch_up()
     month = world.today().strftime("%Y-%m")
-    stats = unit_stats(views.connection, world.county, month, month)
+    stats = unit_stats(views.connection, world.county, month, month, world.clock.now())
     assert stats.period.counts["leapfrogs"] == 2
     assert stats.last_year.first_month == last_year
     assert stats.last_year.counts["leapfrogs"] == 1
@@ -106,7 +147,7 @@ def test_meetings_count_studied_and_closed_cases_and_who_chaired(world: World, v
         world.do(world.township_clerk, "issue_reply", case_id=case_id, outcome=ReplyOutcome.SUPPORT)
         world.do(world.township_clerk, "close_case", case_id=case_id, closure=ClosureKind.SUBSTANTIVE)
     views.catch_up()
-    period = unit_stats(views.connection, world.city, month, month).period
+    period = unit_stats(views.connection, world.city, month, month, world.clock.now()).period
     assert period.counts["meetings"] == period.counts["meetings_principal"] == 1
     assert period.rates["meeting_closure"].percent == "66.7%"
     assert period.rates["leader_owned_resolution"].denominator == 3
