@@ -158,6 +158,17 @@ def get_case(connection: ViewConnection, case_id: UUID, today: date) -> CaseRow 
     return rows[0] if rows else None
 
 
+def cases_of_petitioner(connection: ViewConnection, petitioner_id: UUID, today: date) -> list[CaseRow]:
+    """Every case filed for the petitioner, in registration order (their repeat petitions included)."""
+    return _select_cases(
+        connection,
+        "petitioner_id = :petitioner_id",
+        {"petitioner_id": str(petitioner_id)},
+        today,
+        limit=10_000,
+    )
+
+
 @dataclass(frozen=True)
 class Readable:
     """The cases a reader may list: held within these units' subtrees, or involving this cadre."""

@@ -16,7 +16,7 @@ from api.problems import FORBIDDEN, ApiProblem
 from api.routes.common import READ_ERRORS, Reader, Views
 from domain.errors import NotFound
 from domain.ledger import CommandContext, Ledger
-from projections.queries import get_case
+from projections.queries import cases_of_petitioner, get_case
 
 router = APIRouter(tags=["petitioners"], responses=READ_ERRORS)
 
@@ -107,15 +107,23 @@ def read(
 ) -> PetitionerIdentity:
     """Records `IdentityAccessed` (who, which petitioner, which case, why), then answers the identity.
 
-    An accused cadre, or a cadre of an accused unit, is refused (403), as is anyone outside the case's scope.
+    A cadre accused by this or any other petition of the same petitioner, or a cadre of such an
+    accused unit, is refused (403), as is anyone outside the case's scope.
     """
     ledger: Ledger = request.app.state.ledger
-    case = get_case(views, case_id, ledger.clock.now().date())
+    today = ledger.clock.now().date()
+    case = get_case(views, case_id, today)
     if case is None:
         raise NotFound(f"no case {case_id}", kind="Case")
     reader.check_case(case)
     if reader.accused_in(case) or caller.cadre_id is None:
         raise ApiProblem(FORBIDDEN, "the petitioner's identity is withheld from those the petition accuses")
+    # Recusal follows the petitioner: one accused by any of their petitions may not read it through
+    # another (the id is no secret to whoever registers a case for a known petitioner).
+    if any(reader.accused_in(other) for other in cases_of_petitioner(views, case.petitioner_id, today)):
+        raise ApiProblem(
+            FORBIDDEN, "the petitioner's identity is withheld from those any of their petitions accuses"
+        )
     ctx = CommandContext(actor_id=caller.cadre_id, narrative=reason)
     found = read_identity(ledger, _store(request), ctx, case_id, case.petitioner_id)
     if isinstance(found, Identity):

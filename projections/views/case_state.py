@@ -93,6 +93,7 @@ CASE_STATE = Table(
         ("owning_leader_id",),
         ("registered_at", "case_id"),
         ("category",),
+        ("petitioner_id",),
     ),
 )
 
@@ -101,7 +102,7 @@ class CaseStateView(View):
     """The current state of every case."""
 
     name = "case_state"
-    schema_version = 1
+    schema_version = 2
     tables = (CASE_STATE,)
     topics = frozenset(event.TOPIC for event in event_classes(Case))
 

@@ -99,6 +99,19 @@ def test_the_accused_cannot_obtain_the_identity_through_any_endpoint(api: Api) -
     assert len(api.world.events(petitioner_id)) == 1  # refused reads record nothing
 
 
+def test_the_accused_cannot_read_the_identity_through_another_case_of_the_same_petitioner(api: Api) -> None:
+    """The petitioner's id is no secret to an administrator (the event feed carries it), and anyone
+    may register a case for a known petitioner; recusal follows the petitioner, not one case."""
+    _, petitioner_id = case_of_identified_petitioner(api)
+    for cadre in ("dept_clerk", "county_leader"):
+        other = api.register(cadre, petitioner_id=str(petitioner_id))
+        api.get(f"/cases/{other}", cadre, min_position=api.positions())
+        refused = api.get(f"/cases/{other}/petitioner", cadre, reason="核实身份")
+        assert refused.status_code == 403, refused.text
+        assert not any(value in refused.text for value in IDENTITY.values())
+    assert len(api.world.events(petitioner_id)) == 1  # refused reads record nothing
+
+
 def test_an_outsider_cannot_read_the_identity(api: Api) -> None:
     case_id, _ = case_of_identified_petitioner(api)
     assert api.get(f"/cases/{case_id}/petitioner", "outsider", reason="好奇").status_code == 403
