@@ -1,22 +1,27 @@
 """`unit_stats`: counts per unit and month that every reported metric is a ratio of.
 
-Each count is raised by one event, attributed to one unit and to the local month of the
-event's business time; `projections.statistics` sums them over a unit's whole subtree
-and any run of months, and divides. What each count means:
+Each count is raised by one event and attributed to one unit and one local month (of
+business time); `projections.statistics` sums them over a unit's whole subtree and any run
+of months, and divides. A ratio's numerator is counted where and when its denominator was,
+once per case: a case accepted in March and closed in May counts as closed in March, for
+the unit that accepted it; closed again after a reopening, it is not counted again. So a
+rate is the share of a month's cohort that got there (as the log stands), and never
+exceeds 100% for any unit or run of months. What each count means:
 
-| count | raised by | attributed to |
+| count | raised by | attributed to (unit, month) |
 |---|---|---|
-| registered, repeats | Case.Registered (repeats: naming an earlier case) | registering unit |
-| notices, notices_on_time | Case.Accepted / Case.Declined (the notice) | unit holding the case |
-| accepted | Case.Accepted | unit holding the case |
-| replies, replies_on_time | Case.ReplyIssued | unit holding the case |
-| rated, satisfied | Case.SatisfactionRated (or basically satisfied) | unit holding the case |
-| closed, ended | Case.Closed, Case.PetitionEnded (息访: resolved) | unit holding the case |
-| owned, owned_resolved | first OwningLeaderAppointed; PetitionEnded if owned | unit holding the case |
-| leapfrogs | Case.LeapfrogRecorded | the unit it is attributed to |
-| meetings, meetings_principal | Meeting.Convened (chaired by the head) | the meeting's unit |
-| studied, studied_closed | Meeting.CaseStudied; Case.Closed of a studied case | the meeting's unit |
-| disputes, disputes_resolved | Dispute.Recorded, Dispute.Resolved (locally) | the dispute's unit |
+| registered, repeats | Case.Registered (repeats: naming an earlier case) | registering unit, then |
+| notices, notices_on_time | Case.Accepted / Case.Declined (the notice) | unit holding the case, then |
+| accepted | Case.Accepted | unit holding the case, then |
+| replies, replies_on_time | Case.ReplyIssued | unit holding the case, then |
+| rated, satisfied | Case.SatisfactionRated (or basically satisfied), once a reply | the reply's |
+| closed | Case.Closed of an accepted case, once | the acceptance's |
+| ended | Case.PetitionEnded (息访: resolved) | the registration's |
+| owned, owned_resolved | first OwningLeaderAppointed; PetitionEnded if owned | the appointment's |
+| leapfrogs | Case.LeapfrogRecorded | the unit it is attributed to, then |
+| meetings, meetings_principal | Meeting.Convened (chaired by the head) | the meeting's unit, then |
+| studied, studied_closed | Meeting.CaseStudied; Case.Closed of a studied case, once | the study's |
+| disputes, disputes_resolved | Dispute.Recorded, Dispute.Resolved (locally) | the recording's |
 
 The two deadline rates divide by what fell due, not by what was done: a unit that never
 sends a notice must not score 100%. So `unit_deadlines` keeps each acceptance-notice and
@@ -45,7 +50,7 @@ from domain.events import LedgerEvent
 from domain.meeting import Meeting
 from domain.registry import Unit
 from domain.values import Satisfaction
-from projections.columns import ZONE, due_end
+from projections.columns import ZONE, due_end, moment_text
 from projections.memory import AggregateMemory
 from projections.view import Envelope, Table, View, Writer
 
@@ -83,14 +88,25 @@ def _month_of_hour(hour: str) -> str:
     return datetime.fromisoformat(f"{hour}:00+00:00").astimezone(ZONE).strftime("%Y-%m")
 
 
+Cohort = tuple[str, str]
+"""(unit id, month): where and when a ratio's denominator was counted."""
+
+
 @dataclass
 class CaseUnits:
     """What the view remembers of a case: the unit holding it, and what makes later counts apply."""
 
     version: int = 0
     unit_id: str = ""
-    owned: bool = False
-    meeting_units: set[str] = field(default_factory=set)
+    registered: Cohort = ("", "")
+    accepted: Cohort | None = None
+    reply: Cohort | None = None
+    """The latest reply's; `reply_rated` once it has been rated."""
+    reply_rated: bool = False
+    owned: Cohort | None = None
+    closed: bool = False
+    meeting_units: dict[str, str] = field(default_factory=dict)
+    """The month the case was first studied at a meeting of each unit; emptied once counted closed."""
     deadlines: dict[str, list[Any]] = field(default_factory=dict)
     """The open deadline of each kind, as its `unit_deadlines` row."""
     seq: dict[str, int] = field(default_factory=dict)
@@ -100,7 +116,7 @@ class UnitStatsView(View):
     """Monthly counts per unit, for the metrics the source reports."""
 
     name = "unit_stats"
-    schema_version = 2
+    schema_version = 3
     tables = (UNIT_COUNTS, UNIT_PATHS, UNIT_DEADLINES)
     topics = frozenset(
         event.TOPIC for aggregate in (Case, Meeting, Dispute, Unit) for event in event_classes(aggregate)
@@ -138,7 +154,11 @@ class UnitStatsView(View):
             elif isinstance(event, Dispute.Recorded):
                 count("disputes", event.unit_id)
             elif isinstance(event, Dispute.Resolved):
-                count("disputes_resolved", self._unit_of(event.originator_id))
+                dispute = self.ledger.cache.get(event.originator_id)
+                assert isinstance(dispute, Dispute)
+                assert dispute.recorded_at is not None
+                recorded = local_month(moment_text(dispute.recorded_at))
+                count("disputes_resolved", str(dispute.unit_id), month=recorded)
         writer.upsert(UNIT_PATHS, ("unit_id", "path", "level"), paths)
         writer.increment(UNIT_COUNTS, counts)
         writer.upsert(UNIT_DEADLINES, DEADLINE_COLUMNS, list(deadlines.values()))
@@ -155,12 +175,18 @@ class UnitStatsView(View):
     ) -> None:
         event = envelope.event
         due = _Deadlines(memory, envelope.aggregate[0], deadlines)
+        now: Cohort = (memory.unit_id, local_month(envelope.occurred_text))
+
+        def cohort(metric: str, where: Cohort) -> None:
+            count(metric, where[0], month=where[1])
+
         match event:
             case Case.Registered():
                 memory.unit_id = str(event.unit_id)
-                count("registered", event.unit_id)
+                memory.registered = (memory.unit_id, now[1])
+                cohort("registered", memory.registered)
                 if event.repeat_of is not None:
-                    count("repeats", event.unit_id)
+                    cohort("repeats", memory.registered)
                 due.open(NOTICE, event.acceptance_notice_due)
             case Case.Forwarded() | Case.Assigned():
                 memory.unit_id = str(event.to_unit_id)
@@ -170,12 +196,13 @@ class UnitStatsView(View):
                 memory.unit_id = str(event.unit_id)
                 due.hand_over(REPLY)
             case Case.Accepted() | Case.Declined():
-                count("notices", memory.unit_id)
+                cohort("notices", now)
                 if event.notice_on_time:
-                    count("notices_on_time", memory.unit_id)
+                    cohort("notices_on_time", now)
                 due.close(NOTICE, "met" if event.notice_on_time else "missed")
                 if isinstance(event, Case.Accepted):
-                    count("accepted", memory.unit_id)
+                    memory.accepted = now
+                    cohort("accepted", now)
                     due.open(REPLY, event.reply_due)
             case Case.DeadlineExtended():
                 due.close(REPLY, "superseded")  # the extended deadline replaces it
@@ -183,27 +210,32 @@ class UnitStatsView(View):
             case Case.ReviewDecided() | Case.Reopened() if event.reply_due is not None:
                 due.open(REPLY, event.reply_due)
             case Case.ReplyIssued():
-                count("replies", memory.unit_id)
+                memory.reply, memory.reply_rated = now, False
+                cohort("replies", now)
                 if event.on_time:
-                    count("replies_on_time", memory.unit_id)
+                    cohort("replies_on_time", now)
                 due.close(REPLY, "met" if event.on_time else "missed")
-            case Case.SatisfactionRated():
-                count("rated", memory.unit_id)
+            case Case.SatisfactionRated() if memory.reply is not None and not memory.reply_rated:
+                memory.reply_rated = True
+                cohort("rated", memory.reply)
                 if event.rating is not Satisfaction.UNSATISFIED:
-                    count("satisfied", memory.unit_id)
+                    cohort("satisfied", memory.reply)
             case Case.Closed():
-                count("closed", memory.unit_id)
-                for unit in sorted(memory.meeting_units):
-                    count("studied_closed", unit)
+                if memory.accepted is not None and not memory.closed:
+                    memory.closed = True
+                    cohort("closed", memory.accepted)
+                for unit, month in sorted(memory.meeting_units.items()):
+                    count("studied_closed", unit, month=month)
+                memory.meeting_units.clear()
             case Case.PetitionEnded():
-                count("ended", memory.unit_id)
-                if memory.owned:
-                    count("owned_resolved", memory.unit_id)
-            case Case.OwningLeaderAppointed() if not memory.owned:
-                memory.owned = True
-                count("owned", memory.unit_id)
+                cohort("ended", memory.registered)
+                if memory.owned is not None:
+                    cohort("owned_resolved", memory.owned)
+            case Case.OwningLeaderAppointed() if memory.owned is None:
+                memory.owned = now
+                cohort("owned", now)
             case Case.StudiedAtMeeting():
-                memory.meeting_units.add(self._unit_of(event.meeting_id))
+                memory.meeting_units.setdefault(self._unit_of(event.meeting_id), now[1])
             case Case.LeapfrogRecorded():
                 count("leapfrogs", event.attributed_unit_id)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
+from uuid import UUID
 
 import pytest
 
+from domain.ledger import Ledger
 from domain.values import ClosureKind, ReplyOutcome, Satisfaction
 from projections import build_views
 from projections.runner import Runner
@@ -107,6 +109,53 @@ def test_a_forwarded_case_owes_its_notice_where_it_went_and_an_extension_is_one_
     acceptance, closure = deadline_rates(world, views, first, 270)
     assert (acceptance.numerator, acceptance.denominator) == (1, 1)  # the forwarded one is the bureau's
     assert (closure.numerator, closure.denominator) == (1, 1)  # replied within the extended limit
+
+
+def test_a_reopened_case_closed_again_counts_as_one_closed_case(world: World, views: Runner) -> None:
+    month = world.today().strftime("%Y-%m")
+    case_id = world.replied()
+    world.do(world.township_clerk, "close_case", case_id=case_id, closure=ClosureKind.SUBSTANTIVE)
+    world.do(world.cadres["reexaminer"], "reopen_case", case_id=case_id)
+    world.do(world.township_clerk, "issue_reply", case_id=case_id, outcome=ReplyOutcome.SUPPORT)
+    world.do(world.township_clerk, "close_case", case_id=case_id, closure=ClosureKind.SUBSTANTIVE)
+    views.catch_up()
+    period = unit_stats(views.connection, world.township, month, month, world.clock.now()).period
+    assert (period.counts["replies"], period.counts["closed"]) == (2, 1)
+    assert period.rates["case_closure"].percent == "100.0%"  # was 200.0%
+
+
+def test_a_closure_counts_in_the_month_its_case_was_accepted(world: World, views: Runner) -> None:
+    accepted_in = world.today().strftime("%Y-%m")
+    case_id = world.replied()
+    world.advance(days=62)
+    closed_in = world.today().strftime("%Y-%m")
+    world.do(world.township_clerk, "close_case", case_id=case_id, closure=ClosureKind.SUBSTANTIVE)
+    views.catch_up()
+    now = world.clock.now()
+    assert (
+        unit_stats(views.connection, world.township, accepted_in, accepted_in, now).period.counts["closed"]
+        == 1
+    )
+    assert (
+        "closed" not in unit_stats(views.connection, world.township, closed_in, closed_in, now).period.counts
+    )
+
+
+def test_no_rate_of_any_unit_in_any_month_of_the_demo_exceeds_its_whole(demo: Ledger) -> None:
+    runner = Runner(demo, build_views(demo, ["unit_stats"]))
+    runner.catch_up()
+    units = [UUID(unit) for (unit,) in runner.connection.execute("SELECT unit_id FROM unit_paths")]
+    months = sorted(month for (month,) in runner.connection.execute("SELECT DISTINCT month FROM unit_counts"))
+    now = demo.clock.now()
+    checked = 0
+    for unit in units:
+        stats = unit_stats(runner.connection, unit, months[0], months[-1], now)
+        for counts in [*stats.months.values(), stats.period.counts]:
+            for name, rate in rates(counts).items():
+                assert rate.numerator <= rate.denominator, (unit, name, rate, counts)
+                checked += rate.denominator > 0
+    runner.close()
+    assert checked > 100
 
 
 def test_leapfrogs_are_compared_with_the_same_months_a_year_before(world: World, views: Runner) -> None:
