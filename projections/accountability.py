@@ -119,9 +119,10 @@ def cadre_accountability(
         else []  # an empty window holds nothing, not what spans its instant
     )
     met, missed, owned_flags = _deadlines(connection, cadre, since, until)
+    failed = _failed_replies(facts)
     flags = [
         *_received_not_handled(connection, window),
-        *(_failed_reply(row) for row in facts),
+        *failed,
         *owned_flags,
         *_assigned_not_supervised(connection, window),
     ]
@@ -140,7 +141,7 @@ def cadre_accountability(
         deadlines_missed=missed,
         replies_issued=kinds["reply_issued"],
         replies_overturned=kinds["reply_overturned"],
-        replies_failed=kinds["reply_failed"],
+        replies_failed=len(failed),
         ratings={tag: count for (kind, tag), count in sorted(tags.items()) if kind == "reply_rated"},
         meetings_chaired=kinds["meeting_chaired"],
         meetings_chaired_as_principal=tags[("meeting_chaired", "True")],
@@ -246,10 +247,18 @@ def _received_not_handled(connection: ViewConnection, window: tuple[str, str, st
     return [_flag("received_not_handled", *row) for row in rows]
 
 
-def _failed_reply(row: tuple[Any, ...]) -> Flag:
-    reply_version = orjson.loads(row[4])["reply_version"]
-    proof = [Proof(aggregate_id=row[3], version=reply_version), Proof(aggregate_id=row[1], version=row[2])]
-    return Flag(pattern="prescribed_not_cured", case_id=row[3], proof=proof)
+def _failed_replies(rows: list[tuple[Any, ...]]) -> list[Flag]:
+    """One flag per reply that failed (只开方不治病), proven by the reply and every event that failed it:
+    a reply rated unsatisfied and then overturned on review is one failed reply, not two."""
+    failures: dict[tuple[str, int], list[Proof]] = {}
+    for _kind, aggregate_id, version, case_id, detail in rows:
+        reply = (case_id, orjson.loads(detail)["reply_version"])
+        proof = failures.setdefault(reply, [Proof(aggregate_id=case_id, version=reply[1])])
+        proof.append(Proof(aggregate_id=aggregate_id, version=version))
+    return [
+        Flag(pattern="prescribed_not_cured", case_id=case_id, proof=proof)
+        for (case_id, _), proof in failures.items()
+    ]
 
 
 def _assigned_not_supervised(connection: ViewConnection, window: tuple[str, str, str]) -> list[Flag]:

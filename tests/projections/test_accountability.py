@@ -69,6 +69,18 @@ def test_a_reply_that_left_the_petitioner_unsatisfied_is_prescribing_without_cur
     assert [p.version for p in account.flags[0].proof] == [3, 4]  # the reply, then the rating
 
 
+def test_a_reply_that_failed_twice_is_one_failed_reply_flagged_once_with_every_proof(
+    world: World, views: Runner
+) -> None:
+    case_id = world.replied(outcome=ReplyOutcome.NOT_SUPPORT)
+    world.do(world.county_clerk, "rate_satisfaction", case_id=case_id, rating=Satisfaction.UNSATISFIED)
+    world.do(world.city_clerk, "record_leapfrog", case_id=case_id, level="national")
+    account = of(world, views, world.township_clerk)
+    assert account.replies_failed == 1
+    assert patterns(account) == [("prescribed_not_cured", case_id)]
+    assert [p.version for p in account.flags[0].proof] == [3, 4, 5]  # the reply, the rating, the leapfrog
+
+
 def test_ratings_on_days_wholly_inside_a_long_window_are_counted_by_rating(
     world: World, views: Runner
 ) -> None:
