@@ -224,6 +224,16 @@ class Follower:
                 time.sleep(wait)
 
 
+def web_address(value: str, name: str) -> None:
+    """Refuse at once (exit 2) an address no retry can reach: not http(s), or without a host."""
+    try:
+        parsed = httpx.URL(value)
+    except httpx.InvalidURL as error:
+        raise typer.BadParameter(f"{value!r} is not a URL: {error}", param_hint=name) from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise typer.BadParameter(f"{value!r} is not an http:// or https:// address", param_hint=name)
+
+
 def retry_after(value: str | None) -> float | None:
     """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date."""
     if value is None:
@@ -255,6 +265,9 @@ def follow(
     once: bool = typer.Option(False, "--once", help="Stop once caught up instead of following live."),
 ) -> None:
     """Print or forward every event of the log in order, resuming after the checkpoint (at-least-once)."""
+    web_address(url, "URL")
+    if forward is not None:
+        web_address(forward, "--forward")
     try:
         follower = Follower(url, key, checkpoint, forward, types, units, gaps_allowed)
         follower.catch_up()

@@ -256,3 +256,23 @@ def test_a_gap_in_the_log_stops_the_follower_and_503_is_retried(
     assert "log index 3 arrived after 1 (expected 2)" in err
     assert [json.loads(line)["logindex"] for line in out.splitlines()] == [0, 1]
     assert not checkpoint.exists()  # printed, but the page never counted as processed: both come again
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("notaurl",),
+        ("ftp://ledger.example.cn",),
+        ("http://",),
+        ("https://ledger.example.cn", "--forward", "hotline.example.cn/events"),
+    ],
+)
+def test_an_address_no_retry_could_reach_is_refused_at_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """It retried such a URL forever, doubling its wait."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["follow", *args, "--key", "dlk_x", "--checkpoint", str(tmp_path / "c.json"), "--once"])
+    assert stopped.value.code == 2
+    assert "http:// or https://" in capsys.readouterr().err
+    assert not (tmp_path / "c.json").exists()
