@@ -11,6 +11,7 @@ import typer
 from api.settings import get_settings
 from domain.clock import Clock
 from domain.ledger import Ledger
+from domain.storage.url import BadDatabaseUrl, sqlite_file
 from projections.store import ViewStore
 
 DatabaseUrlOption = typer.Option(
@@ -22,9 +23,18 @@ DatabaseUrlOption = typer.Option(
 
 
 @contextmanager
-def open_ledger(database_url: str | None, clock: Clock | None = None) -> Iterator[Ledger]:
-    """The ledger at `database_url` (or the configured one), closed afterwards."""
-    ledger = Ledger(database_url or get_settings().database_url, clock=clock)
+def open_ledger(
+    database_url: str | None, clock: Clock | None = None, *, create: bool = False
+) -> Iterator[Ledger]:
+    """The ledger at `database_url` (or the configured one), closed afterwards.
+
+    A SQLite file that is not there is refused unless `create` (`init`, `demo`): a mistyped
+    path must not quietly answer "0 cases" from a new, empty ledger it made on the way."""
+    url = database_url or get_settings().database_url
+    file = sqlite_file(url)
+    if file is not None and not create and not file.exists():
+        raise BadDatabaseUrl(f"no ledger at {file}: `dutyledger init` creates one")
+    ledger = Ledger(url, clock=clock)
     try:
         yield ledger
     finally:

@@ -30,7 +30,7 @@ def init(
     database_url: str | None = DatabaseUrlOption,
 ) -> None:
     """Create the event store if absent; with --root-unit, also found the ledger."""
-    with open_ledger(database_url) as ledger:
+    with open_ledger(database_url, create=True) as ledger:
         position = ledger.recorder.max_notification_id() or 0
         typer.echo(f"ledger store ready at {redacted(ledger.database_url)} ({position} events)")
         typer.echo(ensure_signing_key(ledger.database_url))
@@ -76,7 +76,7 @@ def demo(
 ) -> None:
     """Load the demo data set (a city, two counties, 300+ cases, 2025-2026) into an empty ledger."""
     clock = demo_clock()
-    with open_ledger(database_url, clock=clock) as ledger:
+    with open_ledger(database_url, clock=clock, create=True) as ledger:
         if ledger.recorder.max_notification_id():
             if if_empty:
                 typer.echo("the ledger already has events; demo not loaded")

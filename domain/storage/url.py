@@ -53,6 +53,12 @@ def _store_env(url: str) -> dict[str, str]:
     )
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a `sqlite:///` URL names (None for another store, or an in-memory one)."""
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
 def _sqlite_env(url: str) -> dict[str, str]:
     path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
     if not path:

@@ -129,11 +129,21 @@ def test_an_unreachable_database_is_one_line_without_the_password() -> None:
 
 
 def test_a_missing_case_is_reported_not_crashed_on(tmp_path: Path) -> None:
-    done = dutyledger(
-        "case", "show", "00000000-0000-0000-0000-000000000000", database_url=f"sqlite:///{tmp_path}/l.sqlite"
-    )
+    url = f"sqlite:///{tmp_path}/l.sqlite"
+    assert dutyledger("init", database_url=url).returncode == 0
+    done = dutyledger("case", "show", "00000000-0000-0000-0000-000000000000", database_url=url)
     assert done.returncode == 2
     assert "no case" in done.stderr
+
+
+@pytest.mark.parametrize("command", [("case", "list"), ("projections", "status"), ("keys", "list")])
+def test_a_mistyped_ledger_path_is_refused_not_created(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """It answered "0 cases" from a new, empty ledger it created, directories and all."""
+    missing = tmp_path / "no" / "such" / "ledger.sqlite"
+    done = dutyledger(*command, database_url=f"sqlite:///{missing}")
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"dutyledger: error: no ledger at {missing}: `dutyledger init` creates one"
+    assert not (tmp_path / "no").exists()
 
 
 @pytest.mark.parametrize(
