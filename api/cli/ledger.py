@@ -15,7 +15,7 @@ from api.settings import get_settings
 from domain.demo import demo_clock, load_demo
 from domain.demo.world import build_org
 from domain.ledger import CommandContext, Ledger
-from domain.storage.url import redacted
+from domain.storage.url import redacted, sqlite_file
 from domain.values import UnitLevel
 from projections.merkle.checkpoints import CheckpointStore, create_key_file, read_key_file
 
@@ -89,8 +89,9 @@ def demo(
             f"{report.inquiries} inquiries, "
             f"{report.cadres} cadres in {report.units} units; {ledger.recorder.max_notification_id()} events"
         )
-        keys = demo_keys(ledger, report.seed)
-        typer.echo(f"demo API keys (kept in {DEMO_KEYS}; send one as 'Authorization: Bearer <key>'):")
+        kept = demo_keys_file(ledger.database_url)
+        keys = demo_keys(ledger, report.seed, kept)
+        typer.echo(f"demo API keys (kept in {kept}; send one as 'Authorization: Bearer <key>'):")
         for line in keys:
             typer.echo(f"  {line}")
         if not quiet:
@@ -100,7 +101,12 @@ def demo(
             )
 
 
-DEMO_KEYS = Path("var/demo-keys.json")
+def demo_keys_file(database_url: str) -> Path:
+    """Where the demo's keys are kept: beside its SQLite file (`make run`: ./var), else in ./var."""
+    file = sqlite_file(database_url)
+    return (file.parent if file is not None else Path("var")) / "demo-keys.json"
+
+
 DEMO_KEY_HOLDERS = (
     (PrincipalKind.ADMINISTRATOR, "admin", None),
     (PrincipalKind.INSPECTOR, "city_inspector", "city"),
@@ -111,8 +117,8 @@ DEMO_KEY_HOLDERS = (
 and an integrator (a 12345 hotline, say) reading the whole event feed."""
 
 
-def demo_keys(ledger: Ledger, seed: int) -> list[str]:
-    """Create the demo's API keys and save them to `DEMO_KEYS`; one line per key, to print."""
+def demo_keys(ledger: Ledger, seed: int, kept: Path) -> list[str]:
+    """Create the demo's API keys and save them to `kept`; one line per key, to print."""
     org = build_org(seed)
     store = KeyStore(ledger.database_url)
     saved, lines = [], []
@@ -135,7 +141,7 @@ def demo_keys(ledger: Ledger, seed: int) -> list[str]:
             lines.append(f"{kind:<13} {name or 'the event feed'} ({holder or 'no cadre'}): {token}")
     finally:
         store.close()
-    DEMO_KEYS.parent.mkdir(parents=True, exist_ok=True)
-    DEMO_KEYS.write_text(json.dumps(saved, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    DEMO_KEYS.chmod(0o600)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps(saved, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    kept.chmod(0o600)
     return lines

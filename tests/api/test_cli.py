@@ -303,3 +303,17 @@ def test_projections_run_follows_the_log_until_stopped(populated: World, databas
         out, err = follower.communicate(timeout=30)
     assert status.stdout.count("lag 0") == len(VIEWS), f"{status.stdout}\nfollower said:\n{out}\n{err}"
     assert "following the log" in out, err
+
+
+def test_the_demo_keeps_its_keys_beside_its_ledger_not_in_the_working_directory(tmp_path: Path) -> None:
+    ledger, elsewhere = tmp_path / "ledgers" / "demo.sqlite", tmp_path / "cwd"
+    elsewhere.mkdir()
+    done = dutyledger("demo", "--quiet", database_url=f"sqlite:///{ledger}", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    kept = ledger.parent / "demo-keys.json"
+    assert f"kept in {kept}" in done.stdout
+    assert [key["kind"] for key in json.loads(kept.read_text())] == [
+        "administrator", "inspector", "cadre", "integrator"
+    ]  # fmt: skip
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    assert not (elsewhere / "var").exists()
