@@ -30,7 +30,7 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
-from domain.aggregate import CorrectedEvent, as_corrected
+from domain.aggregate import CorrectedEvent
 from domain.case import Case
 from domain.catalogue import event_classes
 from domain.events import LedgerEvent
@@ -40,6 +40,7 @@ from domain.registry import Unit
 from domain.storage.commands import CommandRecord
 from domain.values import ReviewOutcome, Satisfaction, UnitKind
 from projections.columns import as_json, due_end
+from projections.history import business_history, out_of_order
 from projections.memory import MEMORY, AggregateMemory
 from projections.view import Envelope, Table, View, Writer
 
@@ -223,8 +224,7 @@ class CadreAccountabilityView(View):
 
     @staticmethod
     def _out_of_order(memory: CaseMemory, envelope: Envelope) -> bool:
-        """Whether the event cannot simply follow what was applied: a correction, or dated earlier."""
-        return isinstance(envelope.event, CorrectedEvent) or envelope.occurred_text < memory.last_occurred
+        return out_of_order(envelope, memory.last_occurred)
 
     def _case_step(self, memory: CaseMemory, envelope: Envelope, rows: Rows) -> None:
         """Apply one case event, the next in business time, to the case's memory and rows."""
@@ -267,19 +267,7 @@ class CadreAccountabilityView(View):
             writer.execute(f"DELETE FROM {writer.table(table)} WHERE case_id = ?", (case_id,))
 
     def _history(self, case_id: UUID, version: int, *, positions: bool) -> list[Envelope]:
-        """The case's events to `version` in business order, corrections folded in (and kept, unapplied).
-
-        Each keeps its own log position when `positions` is asked (facts cite it); else 0.
-        """
-        stored = [e for e in self.ledger.events.get(case_id, lte=version) if isinstance(e, LedgerEvent)]
-        steps = [*as_corrected(stored), *(e for e in stored if isinstance(e, CorrectedEvent))]
-        steps.sort(key=lambda e: (e.occurred_at, e.originator_version))
-        at = dict.fromkeys((e.originator_version for e in steps), 0)
-        if positions:
-            versions = list(at)
-            found = self.ledger.command_log.positions_of([(case_id, v) for v in versions])
-            at = dict(zip(versions, found, strict=True))
-        return [Envelope(at[e.originator_version], e.TOPIC, e) for e in steps]
+        return business_history(self.ledger, case_id, version, positions=positions)
 
     def _case_event(self, memory: CaseMemory, envelope: Envelope, rows: Rows) -> None:
         """Turn one case event into role, deadline and fact rows; keep what the next event needs."""

@@ -6,7 +6,9 @@ of months, and divides. A ratio's numerator is counted where and when its denomi
 once per case: a case accepted in March and closed in May counts as closed in March, for
 the unit that accepted it; closed again after a reopening, it is not counted again. So a
 rate is the share of a month's cohort that got there (as the log stands), and never
-exceeds 100% for any unit or run of months. What each count means:
+exceeds 100% for any unit or run of months. A case's counts follow its history in business
+order, corrections folded in (`projections.history`): a correction, or an event dated
+before what was applied, derives the case again and adds the difference. What each count means:
 
 | count | raised by | attributed to (unit, month) |
 |---|---|---|
@@ -43,14 +45,15 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
+from domain.aggregate import CorrectedEvent
 from domain.case import Case
 from domain.catalogue import event_classes
 from domain.dispute import Dispute
-from domain.events import LedgerEvent
 from domain.meeting import Meeting
 from domain.registry import Unit
 from domain.values import Satisfaction
 from projections.columns import ZONE, due_end, moment_text
+from projections.history import business_history, out_of_order
 from projections.memory import AggregateMemory
 from projections.view import Envelope, Table, View, Writer
 
@@ -107,6 +110,8 @@ class CaseUnits:
     closed: bool = False
     meeting_units: dict[str, str] = field(default_factory=dict)
     """The month the case was first studied at a meeting of each unit; emptied once counted closed."""
+    last_occurred: str = ""
+    """The latest business time applied: an event dated before it makes the view derive the case again."""
     deadlines: dict[str, list[Any]] = field(default_factory=dict)
     """The open deadline of each kind, as its `unit_deadlines` row."""
     seq: dict[str, int] = field(default_factory=dict)
@@ -116,7 +121,7 @@ class UnitStatsView(View):
     """Monthly counts per unit, for the metrics the source reports."""
 
     name = "unit_stats"
-    schema_version = 3
+    schema_version = 4
     tables = (UNIT_COUNTS, UNIT_PATHS, UNIT_DEADLINES)
     topics = frozenset(
         event.TOPIC for aggregate in (Case, Meeting, Dispute, Unit) for event in event_classes(aggregate)
@@ -139,7 +144,13 @@ class UnitStatsView(View):
 
             if isinstance(event, Case.Event):
                 memory = self.cases.before(envelope) or CaseUnits()
-                self._case_event(memory, envelope, count, deadlines)
+                if self._out_of_order(memory, envelope):
+                    memory = self._redo(
+                        writer, counts, deadlines, event.originator_id, event.originator_version
+                    )
+                else:
+                    self._case_event(memory, envelope, count, deadlines)
+                    memory.last_occurred = envelope.occurred_text
                 memory.version = event.originator_version
                 self.cases.keep(envelope, memory)
             elif isinstance(event, Unit.Registered):
@@ -160,7 +171,13 @@ class UnitStatsView(View):
                 recorded = local_month(moment_text(dispute.recorded_at))
                 count("disputes_resolved", str(dispute.unit_id), month=recorded)
         writer.upsert(UNIT_PATHS, ("unit_id", "path", "level"), paths)
-        writer.increment(UNIT_COUNTS, counts)
+        writer.increment(UNIT_COUNTS, {key: n for key, n in counts.items() if n})
+        lowered = [key for key, n in counts.items() if n < 0]  # a redo took counts back: drop what fell to 0
+        writer.executemany(
+            f"DELETE FROM {writer.table(UNIT_COUNTS)} "
+            "WHERE unit_id = ? AND month = ? AND metric = ? AND value = 0",
+            lowered,
+        )
         writer.upsert(UNIT_DEADLINES, DEADLINE_COLUMNS, list(deadlines.values()))
 
     def forget(self) -> None:
@@ -245,13 +262,53 @@ class UnitStatsView(View):
         assert isinstance(found, Meeting | Dispute)
         return str(found.unit_id)
 
-    def _replayed(self, case_id: UUID, version: int) -> CaseUnits:
-        memory = CaseUnits()
-        for event in self.ledger.events.get(case_id, lte=version):
-            assert isinstance(event, LedgerEvent)
-            self._case_event(memory, Envelope(0, event.TOPIC, event), lambda *_args, **_kwargs: None, {})
-            memory.version = event.originator_version
+    @staticmethod
+    def _out_of_order(memory: CaseUnits, envelope: Envelope) -> bool:
+        return out_of_order(envelope, memory.last_occurred)
+
+    def _redo(
+        self,
+        writer: Writer,
+        counts: Counter[tuple[str, str, str]],
+        deadlines: dict[tuple[str, str, int], list[Any]],
+        case_id: UUID,
+        version: int,
+    ) -> CaseUnits:
+        """A correction, or an event dated before what was applied: derive the case again from its
+        history in business order. Its counts change by the difference from its history before the
+        event; its deadline rows are written again."""
+        _, before, _ = self._derived(case_id, version - 1)
+        memory, after, rows = self._derived(case_id, version)
+        counts.update(after)
+        counts.subtract(before)
+        key = str(case_id)
+        for pending in [pending for pending in deadlines if pending[0] == key]:
+            del deadlines[pending]
+        writer.execute(f"DELETE FROM {writer.table(UNIT_DEADLINES)} WHERE case_id = ?", (key,))
+        deadlines.update(rows)
         return memory
+
+    def _derived(
+        self, case_id: UUID, version: int
+    ) -> tuple[CaseUnits, Counter[tuple[str, str, str]], dict[tuple[str, str, int], list[Any]]]:
+        """The case's memory, counts and deadline rows from its history to `version`, in business order."""
+        memory, counted = CaseUnits(), Counter[tuple[str, str, str]]()
+        rows: dict[tuple[str, str, int], list[Any]] = {}
+        for envelope in business_history(self.ledger, case_id, version, positions=False):
+
+            def count(
+                metric: str, unit: UUID | str, *, month: str = local_month(envelope.occurred_text)
+            ) -> None:
+                counted[(str(unit), month, metric)] += 1
+
+            self._case_event(memory, envelope, count, rows)
+            if not isinstance(envelope.event, CorrectedEvent):
+                memory.last_occurred = max(memory.last_occurred, envelope.occurred_text)
+        memory.version = version
+        return memory, counted, rows
+
+    def _replayed(self, case_id: UUID, version: int) -> CaseUnits:
+        return self._derived(case_id, version)[0]
 
 
 @dataclass

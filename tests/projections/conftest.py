@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 import pytest
 
@@ -10,6 +12,7 @@ from domain.demo import demo_clock, load_demo
 from domain.ledger import Ledger
 from projections import build_views
 from projections.runner import Runner
+from projections.view import View
 from tests.conftest import fresh_store
 from tests.support import World
 
@@ -33,3 +36,22 @@ def views(world: World) -> Iterator[Runner]:
     runner = Runner(world.ledger, build_views(world.ledger))
     yield runner
     runner.close()
+
+
+V = TypeVar("V", bound=View)
+
+
+def every_case_redone(view: type[V]) -> type[V]:
+    """The view deriving a case from its whole history at every event: the reference that the view
+    followed live, in any batches, must equal."""
+    return type(f"EveryCaseRedone{view.__name__}", (view,), {"_out_of_order": staticmethod(lambda *_: True)})
+
+
+@contextmanager
+def followed_event_by_event(world: World, view: View) -> Iterator[Runner]:
+    """The view followed one event per batch, in the ledger's own database."""
+    runner = Runner(world.ledger, [view], batch=1)
+    try:
+        yield runner
+    finally:
+        runner.close()

@@ -42,6 +42,7 @@ from projections.rebuild import rebuild_together
 from projections.runner import Runner
 from projections.store import ViewConnection, ViewStore
 from projections.views.cadre_accountability import CadreAccountabilityView
+from tests.projections.conftest import every_case_redone, followed_event_by_event
 from tests.projections.up_to import UpTo
 from tests.support import World
 
@@ -52,12 +53,7 @@ HOUR = timedelta(hours=1)
 # --- helpers ----------------------------------------------------------------------------------
 
 
-class EveryCaseRedone(CadreAccountabilityView):
-    """The view deriving a case's rows from its whole history at every event: the reference."""
-
-    @staticmethod
-    def _out_of_order(memory: Any, envelope: Any) -> bool:
-        return True
+EveryCaseRedone = every_case_redone(CadreAccountabilityView)
 
 
 def forgetful(ledger: Any) -> CadreAccountabilityView:
@@ -70,9 +66,8 @@ def forgetful(ledger: Any) -> CadreAccountabilityView:
 @pytest.fixture
 def live(world: World) -> Iterator[Runner]:
     """The accountability view followed one event per batch, in the ledger's own database."""
-    runner = Runner(world.ledger, [CadreAccountabilityView(world.ledger)], batch=1)
-    yield runner
-    runner.close()
+    with followed_event_by_event(world, CadreAccountabilityView(world.ledger)) as runner:
+        yield runner
 
 
 def scratch_digest(world: World, make: Callable[[Any], CadreAccountabilityView], batch: int = 500) -> Any:
