@@ -104,21 +104,27 @@ def dispute(request: Request, dispute_id: UUID, reader: Reader) -> DisputeView:
     "/inquiries/{inquiry_id}", response_model=InquiryView, tags=["inquiry queries"], summary="Get an inquiry."
 )
 def inquiry(request: Request, inquiry_id: UUID, caller: Caller, reader: Reader) -> InquiryView:
-    """The inquiry as recorded so far: administrators', and inspectors' whose units it looks into."""
+    """The inquiry as recorded so far: administrators', and inspectors' whose units it looks into
+    (an inspector sees only the cases and cadres within its units)."""
     if caller.kind not in (PrincipalKind.INSPECTOR, PrincipalKind.ADMINISTRATOR):
         raise ApiProblem(FORBIDDEN, "inquiries are read by inspectors and administrators")
     found = _record(request, Inquiry, inquiry_id)
-    if caller.kind is PrincipalKind.INSPECTOR:
-        units = [_record(request, Case, case_id).unit_id for case_id in found.case_ids]
-        units += [_record(request, Cadre, cadre_id).posting.unit_id for cadre_id in found.cadre_ids]
-        if not any(reader.covers(_unit_path(request, unit_id)) for unit_id in units):
+    case_ids, cadre_ids = sorted(found.case_ids), sorted(found.cadre_ids)
+    if caller.kind is PrincipalKind.INSPECTOR:  # it sees the part of the inquiry within its units
+
+        def within(unit_id: UUID | None) -> bool:
+            return reader.covers(_unit_path(request, unit_id))
+
+        case_ids = [c for c in case_ids if within(_record(request, Case, c).unit_id)]
+        cadre_ids = [c for c in cadre_ids if within(_record(request, Cadre, c).posting.unit_id)]
+        if not case_ids and not cadre_ids:
             raise ApiProblem(OUT_OF_SCOPE, "the inquiry looks into nothing within this key's units")
     return InquiryView.model_validate(
         {
             "id": found.id,
             "version": found.version,
-            "case_ids": sorted(found.case_ids),
-            "cadre_ids": sorted(found.cadre_ids),
+            "case_ids": case_ids,
+            "cadre_ids": cadre_ids,
             "findings": len(found.findings),
             "sanctions": found.sanctions,
             "closed": found.closed,

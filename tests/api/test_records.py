@@ -41,6 +41,21 @@ def test_an_inquiry_is_read_by_inspectors_and_administrators_only(api: Api) -> N
     assert api.get(f"/inquiries/{inquiry_id}", "township_clerk").status_code == 403
 
 
+def test_an_inspector_sees_only_the_part_of_an_inquiry_within_its_units(api: Api) -> None:
+    w = api.world
+    mine, theirs = w.accepted(), w.register(actor=w.cadres["henan_clerk"])
+    inquiry_id = w.do(
+        w.inspector, "open_inquiry", case_ids=frozenset({mine, theirs}),
+        cadre_ids=frozenset({w.township_clerk, w.cadres["henan_clerk"]}),
+    ).aggregate_id  # fmt: skip
+    county = api.keys.create(PrincipalKind.INSPECTOR, cadre_id=w.inspector, scope_unit_ids=[w.county])[1]
+    got = api.client.get(f"/inquiries/{inquiry_id}", headers={"Authorization": f"Bearer {county}"})
+    assert got.status_code == 200, got.text
+    assert (got.json()["case_ids"], got.json()["cadre_ids"]) == ([str(mine)], [str(w.township_clerk)])
+    everything = api.get(f"/inquiries/{inquiry_id}", "admin", PrincipalKind.ADMINISTRATOR).json()
+    assert len(everything["case_ids"]) == len(everything["cadre_ids"]) == 2
+
+
 def test_an_administrator_publishes_a_holiday_calendar(api: Api) -> None:
     example = next(r for r in ROUTES if r.command == "publish_holidays").example
     body = example | {"holidays": example["holidays"] | {"source": "国务院办公厅通知（更正）"}}
