@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import uuid4
@@ -13,6 +14,17 @@ POSTGRES_FACTORY = "domain.storage.postgres:LedgerPostgresFactory"
 
 class BadDatabaseUrl(ValueError):
     """The database URL names no store we know how to open."""
+
+
+SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+POSTGRES_NUMBERS = {"pool_size": "5", "max_overflow": "10", "connect_timeout": "5", "lock_timeout": "10"}
+"""The PostgreSQL URL's numeric parameters, with their defaults."""
+POSTGRES_NUMBERS_MEAN = {
+    "pool_size": "connections",
+    "max_overflow": "connections",
+    "connect_timeout": "seconds",
+    "lock_timeout": "seconds",
+}
 
 
 def store_env(url: str) -> dict[str, str]:
@@ -34,6 +46,17 @@ def _store_env(url: str) -> dict[str, str]:
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:
             raise BadDatabaseUrl(f"{redacted(url)} names no database")
+        schema = query.get("schema", [""])[0]
+        if schema and not SCHEMA_NAME.fullmatch(schema):
+            raise BadDatabaseUrl(
+                f"schema {schema!r} is not a plain name (letters, digits, _; not first a digit)"
+            )
+        numbers = {name: query.get(name, [default])[0] for name, default in POSTGRES_NUMBERS.items()}
+        for name, value in numbers.items():
+            if not value.isdigit():
+                raise BadDatabaseUrl(
+                    f"{name}={value!r} is not a whole number of {POSTGRES_NUMBERS_MEAN[name]}"
+                )
         return {
             "PERSISTENCE_MODULE": POSTGRES_FACTORY,
             "POSTGRES_DBNAME": dbname,
@@ -41,11 +64,8 @@ def _store_env(url: str) -> dict[str, str]:
             "POSTGRES_PORT": str(parts.port or 5432),
             "POSTGRES_USER": unquote(parts.username or "") or getpass.getuser(),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
-            "POSTGRES_SCHEMA": query.get("schema", [""])[0],
-            "POSTGRES_POOL_SIZE": query.get("pool_size", ["5"])[0],
-            "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", ["10"])[0],
-            "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", ["5"])[0],
-            "POSTGRES_LOCK_TIMEOUT": query.get("lock_timeout", ["10"])[0],
+            "POSTGRES_SCHEMA": schema,
+            **{f"POSTGRES_{name.upper()}": value for name, value in numbers.items()},
         }
     raise BadDatabaseUrl(
         f"unsupported database URL {redacted(url)!r}: use sqlite:///path/to/ledger.sqlite "

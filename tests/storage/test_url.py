@@ -100,9 +100,16 @@ def test_pool_and_timeout_settings_come_from_the_query_string() -> None:
         "",
         "postgresql://u@h",
         "postgresql://u@h/",
+        "postgresql://u@h/db?pool_size=abc",
+        "postgresql://u@h/db?connect_timeout=-1",
+        "postgresql://u@h/db?lock_timeout=1.5",
+        "postgresql://u@h/db?schema=bad-name",
+        'postgresql://u@h/db?schema=x";drop',
+        "postgresql://u@h/db?schema=1st",
     ],
 )
 def test_urls_that_name_no_store_are_refused(url: str) -> None:
+    """Refused with the reason, before any connection: a bad number or schema gave a traceback or raw SQL."""
     with pytest.raises(BadDatabaseUrl):
         store_env(url)
 
