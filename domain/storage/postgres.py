@@ -8,6 +8,7 @@ from contextlib import suppress
 from typing import Any
 
 import orjson
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from eventsourcing.utils import retry
@@ -229,6 +230,24 @@ class LedgerPostgresFactory(PostgresFactory):
     """Builds the ledger's PostgreSQL recorder."""
 
     application_recorder_class = LedgerPostgresRecorder
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        self._probe()
+
+    def _probe(self) -> None:
+        """Connect once, directly, so that a server that is down or a database that does not exist
+        is reported as the server says it (the pool would wait its timeout out, then say only that
+        it got no connection)."""
+        get = self.env.get
+        psycopg.connect(
+            dbname=get(self.POSTGRES_DBNAME),
+            host=get(self.POSTGRES_HOST),
+            port=get(self.POSTGRES_PORT) or "5432",
+            user=get(self.POSTGRES_USER),
+            password=get(self.POSTGRES_PASSWORD) or "",
+            connect_timeout=int(get(self.POSTGRES_CONNECT_TIMEOUT) or "5"),
+        ).close()
 
     def application_recorder(self) -> LedgerPostgresRecorder:
         """The recorder on `stored_events`, as on SQLite (the library would name it after the app)."""

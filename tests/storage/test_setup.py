@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from uuid import uuid4
 
 import psycopg
@@ -97,3 +98,14 @@ def test_a_refusing_trigger_dropped_behind_the_ledgers_back_is_back_at_the_next_
         assert attacker.execute(count, (schema,)).fetchone() == (3,)
         Ledger(postgres_schema_url).close()
         assert attacker.execute(count, (schema,)).fetchone() == (4,)
+
+
+@pytest.mark.postgres
+def test_a_postgres_database_that_does_not_exist_is_reported_as_such_at_once() -> None:
+    """The pool waited its timeout out, then said only that it got no connection."""
+    require_postgres()
+    missing = POSTGRES_URL.rsplit("/", 1)[0] + f"/no_such_db_{uuid4().hex[:8]}"
+    began = time.monotonic()
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):
+        Ledger(missing)
+    assert time.monotonic() - began < 3
