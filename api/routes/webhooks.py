@@ -120,6 +120,10 @@ class EndpointCreate(BaseModel):
             raise ValueError("not a URL") from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ValueError("an http:// or https:// URL with a host")
+        if parsed.userinfo:
+            raise ValueError(
+                "no user or password in the URL: it would be listed back; the signature proves the sender"
+            )
         return url
 
 

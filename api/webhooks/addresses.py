@@ -37,9 +37,12 @@ def refused_literal(host: str) -> str | None:
     if name == "localhost" or name.endswith(".localhost"):
         return f"{host} is this machine"
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
+        address: Address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return None
+        try:  # the other spellings of IPv4 the resolver takes as numbers: 0x7f000001, 2130706433, 127.1
+            address = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return None
     return None if public(address) else f"{host} is not a public address"
 
 

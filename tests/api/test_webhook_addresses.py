@@ -54,6 +54,9 @@ def resolving(monkeypatch: pytest.MonkeyPatch, to: dict[str, str]) -> None:
         "http://[::1]:9/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://100.64.0.1/hook",
+        "http://0x7f000001/hook",  # 127.0.0.1 as the resolver also reads it
+        "http://2130706433/hook",
+        "http://127.1/hook",
     ],
 )
 def test_a_receiver_named_by_a_non_public_address_is_refused_and_nothing_is_stored(
@@ -148,3 +151,14 @@ def test_private_receivers_are_allowed_when_the_operator_says_so(database_url: s
         integrator = bearer(api.token("hotline", PrincipalKind.INTEGRATOR))
         answer = client.post("/webhooks", json={"url": "http://10.1.2.3/hook"}, headers=integrator)
         assert answer.status_code == 201, answer.text
+
+
+def test_a_receiver_url_with_a_user_or_password_is_refused(guarded: Api) -> None:
+    """It was stored, and listed back to every administrator."""
+    integrator = bearer(guarded.token("hotline", PrincipalKind.INTEGRATOR))
+    answer = guarded.client.post(
+        "/webhooks", json={"url": f"https://hook:s3cret@{PUBLIC_HOST}/in"}, headers=integrator
+    )
+    assert answer.status_code == 422, answer.text
+    assert "s3cret" not in answer.text
+    assert guarded.client.get("/webhooks", headers=integrator).json() == []
