@@ -303,7 +303,8 @@ def _as_shown(row: TimelineRow, case: CaseView) -> TimelineRow:
     """The row with no more of the petitioner than the case shows this reader.
 
     For a reader the petition accuses: no petitioner id, no link to an earlier petition, and
-    no evidence attached at registration (the accusation's materials).
+    neither the narrative nor the evidence of the registration or an escalation: the
+    accusation and its materials (信访工作条例 Art. 28: never passed to those it accuses).
     """
     details = dict(row.details)
     if "repeat_of" in details:
@@ -311,8 +312,14 @@ def _as_shown(row: TimelineRow, case: CaseView) -> TimelineRow:
     if not case.petitioner_withheld:
         return row.model_copy(update={"details": details})
     details.pop("petitioner_id", None)
-    evidence = [] if row.type in ("Registered", "Escalated") else row.evidence
-    return row.model_copy(update={"details": details, "evidence": evidence})
+    if row.type not in ACCUSING:
+        return row.model_copy(update={"details": details})
+    return row.model_copy(update={"details": details, "evidence": [], "narrative": WITHHELD_NARRATIVE})
+
+
+ACCUSING = frozenset({"Registered", "Escalated"})
+"""The events that carry the accusation itself: its narrative and materials."""
+WITHHELD_NARRATIVE = "（对被反映人隐去 withheld from those the petition accuses）"
 
 
 @router.get("/{case_id}/as-of", response_model=CaseSnapshot, summary="Get a case as it stood at an instant.")

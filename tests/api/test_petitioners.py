@@ -10,7 +10,7 @@ import orjson
 from api.identity import IdentityStore
 from api.keys import PrincipalKind
 from domain.petitioner import Petitioner
-from tests.api.conftest import Api
+from tests.api.conftest import Api, registration
 from tests.api.test_cli import dutyledger
 
 IDENTITY = {"name": "张三", "phone": "13800000000", "id_number": "412723199001011234", "address": "东村3组"}
@@ -110,6 +110,30 @@ def test_the_accused_cannot_read_the_identity_through_another_case_of_the_same_p
         assert refused.status_code == 403, refused.text
         assert not any(value in refused.text for value in IDENTITY.values())
     assert len(api.world.events(petitioner_id)) == 1  # refused reads record nothing
+
+
+def test_the_accused_reads_neither_the_accusation_nor_its_materials_in_any_view(api: Api) -> None:
+    """信访工作条例 Art. 28: the accusation and what concerns it never reach those it accuses."""
+    case_id, _ = case_of_identified_petitioner(api)
+    accusation = registration()["narrative"]
+    seen_by_clerk = api.get(f"/cases/{case_id}/timeline", "county_clerk").text
+    assert accusation in seen_by_clerk
+    for cadre in ("county_leader", "dept_clerk"):
+        now = api.world.clock.now().isoformat()
+        for path, params in (
+            (f"/cases/{case_id}/timeline", {}),
+            (f"/cases/{case_id}", {}),
+            ("/cases", {}),
+            (f"/cases/{case_id}/as-of", {"at": now}),
+            (f"/cases/{case_id}/responsibility", {"at": now}),
+        ):
+            answer = api.get(path, cadre, **params)
+            assert answer.status_code == 200, answer.text
+            assert accusation not in answer.text, (cadre, path)
+        timeline = orjson.loads(api.get(f"/cases/{case_id}/timeline", cadre).content)
+        assert timeline[0]["type"] == "Registered"
+        assert "withheld" in timeline[0]["narrative"]
+        assert timeline[0]["evidence"] == []
 
 
 def test_an_outsider_cannot_read_the_identity(api: Api) -> None:
