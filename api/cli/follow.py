@@ -34,6 +34,8 @@ from typing import Any, TypeVar
 import httpx
 import typer
 
+from api.webhooks.addresses import not_http
+
 PAGE = 1000
 """Events per catch-up page (the most the feed serves as JSON)."""
 TIMEOUT = httpx.Timeout(10.0, read=45.0)
@@ -226,12 +228,9 @@ class Follower:
 
 def web_address(value: str, name: str) -> None:
     """Refuse at once (exit 2) an address no retry can reach: not http(s), or without a host."""
-    try:
-        parsed = httpx.URL(value)
-    except httpx.InvalidURL as error:
-        raise typer.BadParameter(f"{value!r} is not a URL: {error}", param_hint=name) from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise typer.BadParameter(f"{value!r} is not an http:// or https:// address", param_hint=name)
+    problem = not_http(value)
+    if problem is not None:
+        raise typer.BadParameter(f"{value!r} is {problem}", param_hint=name)
 
 
 def retry_after(value: str | None) -> float | None:

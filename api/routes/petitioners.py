@@ -116,11 +116,10 @@ def read(
     if case is None:
         raise NotFound(f"no case {case_id}", kind="Case")
     reader.check_case(case)
-    if reader.accused_in(case) or caller.cadre_id is None:
-        raise ApiProblem(FORBIDDEN, "the petitioner's identity is withheld from those the petition accuses")
-    # Recusal follows the petitioner: one accused by any of their petitions may not read it through
-    # another (the id is no secret to whoever registers a case for a known petitioner).
-    if any(reader.accused_in(other) for other in cases_of_petitioner(views, case.petitioner_id, today)):
+    # Recusal follows the petitioner, this case among theirs: one accused by any of their petitions
+    # may not read it through another (the id is no secret to whoever registers a case for them).
+    petitions = cases_of_petitioner(views, case.petitioner_id, today)
+    if caller.cadre_id is None or any(reader.accused_in(petition) for petition in [case, *petitions]):
         raise ApiProblem(
             FORBIDDEN, "the petitioner's identity is withheld from those any of their petitions accuses"
         )

@@ -16,7 +16,7 @@ from api.problems import FORBIDDEN, VALIDATION_FAILED, ApiProblem, documented
 from api.routes.common import LOG_INDEX_MAX
 from api.routes.events import Log
 from api.settings import Settings
-from api.webhooks.addresses import refused_literal
+from api.webhooks.addresses import not_http, refused_literal
 from api.webhooks.store import Delivery, Endpoint, EndpointGone, TooManySecrets, WebhookStore
 from api.webhooks.worker import Worker
 from domain.catalogue import topics_of
@@ -114,13 +114,10 @@ class EndpointCreate(BaseModel):
     @field_validator("url")
     @classmethod
     def _http(cls, url: str) -> str:
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError, ValueError):
-            raise ValueError("not a URL") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError("an http:// or https:// URL with a host")
-        if parsed.userinfo:
+        problem = not_http(url)
+        if problem is not None:
+            raise ValueError(problem)
+        if httpx.URL(url).userinfo:
             raise ValueError(
                 "no user or password in the URL: it would be listed back; the signature proves the sender"
             )

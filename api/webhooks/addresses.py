@@ -30,6 +30,17 @@ NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1
 """IPv6 prefixes that translate to the IPv4 address in their last 32 bits (RFC 6052, RFC 8215)."""
 
 
+def not_http(url: str) -> str | None:
+    """Why a URL cannot be called over HTTP (not a URL, not http(s), no host); None if it can."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "not a URL"
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return "not an http:// or https:// URL with a host"
+    return None
+
+
 def refused_literal(host: str) -> str | None:
     """Why a URL's host may not be a receiver, judged without resolving it: an address that is not
     public, or `localhost`; None if it is a public address or a name to resolve when called."""

@@ -243,7 +243,7 @@ class CadreAccountabilityView(View):
         rows.forget_case(key)
         self._unwrite_case(writer, key)
         memory = CaseMemory()
-        for envelope in self._history(case_id, version, positions=True):
+        for envelope in business_history(self.ledger, case_id, version, positions=True):
             self._case_step(memory, envelope, rows)
         return memory
 
@@ -265,9 +265,6 @@ class CadreAccountabilityView(View):
         writer.execute(f"DELETE FROM {facts} WHERE aggregate_id = ?", (case_id,))
         for table in (CADRE_ROLES, CASE_DEADLINES):
             writer.execute(f"DELETE FROM {writer.table(table)} WHERE case_id = ?", (case_id,))
-
-    def _history(self, case_id: UUID, version: int, *, positions: bool) -> list[Envelope]:
-        return business_history(self.ledger, case_id, version, positions=positions)
 
     def _case_event(self, memory: CaseMemory, envelope: Envelope, rows: Rows) -> None:
         """Turn one case event into role, deadline and fact rows; keep what the next event needs."""
@@ -508,7 +505,7 @@ class CadreAccountabilityView(View):
     def _replayed(self, case_id: UUID, version: int) -> CaseMemory:
         """A case's memory rebuilt from its stored events up to `version` (the rows are discarded)."""
         memory = CaseMemory()
-        for envelope in self._history(case_id, version, positions=False):
+        for envelope in business_history(self.ledger, case_id, version, positions=False):
             self._follow(memory, envelope, Rows())  # no late records: no command lookups for rows discarded
         memory.version = version
         return memory
