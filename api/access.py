@@ -142,7 +142,8 @@ class ReadScope:
         return self.everything or not self.unit_ids.isdisjoint(unit_path)
 
     def sees_case(self, case: CaseRow) -> bool:
-        if self.covers(_path(case.unit_path)):
+        # `unit_path` is "/root/…/unit/": a readable unit lies on it as one whole segment
+        if self.everything or any(f"/{unit}/" in case.unit_path for unit in self.unit_ids):
             return True
         involved = {case.first_receiver_id, case.responsible_cadre_id, case.handler_id, case.owning_leader_id}
         return self.cadre_id is not None and self.cadre_id in involved
@@ -164,10 +165,6 @@ class ReadScope:
         if self.cadre_id is None or self.own_unit_id is None:
             return False
         return accuses(case.accused_cadre_ids, case.accused_unit_ids, self.cadre_id, self.own_unit_id)
-
-
-def _path(text: str) -> tuple[UUID, ...]:
-    return tuple(UUID(part) for part in text.strip("/").split("/") if part)
 
 
 async def read_scope(request: Request, caller: Caller) -> ReadScope:

@@ -240,7 +240,7 @@ def _received_not_handled(connection: ViewConnection, window: tuple[str, str, st
         "SELECT f.case_id, f.aggregate_id, f.version, d.set_version FROM cadre_facts f "
         "JOIN case_deadlines d ON d.case_id = f.case_id AND d.kind = 'acceptance_notice' AND d.seq = 1 "
         f"WHERE f.cadre_id = ? AND f.kind = 'received' AND f.at >= ? AND f.at < ? AND {OVERDUE} "
-        "AND NOT EXISTS (SELECT 1 FROM cadre_facts a WHERE a.case_id = f.case_id AND a.kind = 'action' "
+        "AND NOT EXISTS (SELECT 1 FROM cadre_facts a WHERE a.case_id = d.case_id AND a.kind = 'action' "
         "AND a.at < ?) ORDER BY f.case_id",
         (*window, until, until, until),
     )

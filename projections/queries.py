@@ -8,6 +8,7 @@ read from a stored flag that would go stale.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -334,13 +335,20 @@ def _filter_clauses(filters: CaseFilter) -> tuple[list[str], dict[str, Any]]:
 
 def _named(statement: str, params: dict[str, Any]) -> tuple[str, Sequence[Any]]:
     """`:name` parameters → `?` placeholders and a positional list (the store speaks `?`)."""
-    values: list[Any] = []
+    positional, names = _placeholders(statement)
+    return positional, [params[name] for name in names]
 
-    def replace(match: Any) -> str:
-        values.append(params[match.group(1)])
+
+@functools.lru_cache(maxsize=256)
+def _placeholders(statement: str) -> tuple[str, tuple[str, ...]]:
+    """The statement with `?` for each `:name`, and the names in order (a statement's shape is reused)."""
+    names: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        names.append(match.group(1))
         return "?"
 
-    return re.sub(r":([a-z_][a-z0-9_]*)", replace, statement), values
+    return re.sub(r":([a-z_][a-z0-9_]*)", replace, statement), tuple(names)
 
 
 def _utc_text(moment: datetime) -> str:

@@ -51,7 +51,8 @@ class ViewConnection:
         cursor = self.raw.execute(self._sql(statement), params)
         if cursor.description is None:
             return []
-        return [tuple(row) for row in cursor.fetchall()]
+        rows: list[tuple[Any, ...]] = cursor.fetchall()  # tuples: neither driver has a row factory here
+        return rows
 
     def count(self, statement: str, params: Sequence[Any] = ()) -> int:
         """Run a statement and return how many rows it changed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,13 +11,15 @@ from uuid import UUID
 
 import anyio
 import pytest
+from starlette.requests import Request
 
 from api.identity import IdentityStore
 from api.reading import ViewReader
 from api.routes.common import read_route
 from domain.storage.url import store_env
 from domain.storage.writers import write_lock
-from tests.api.conftest import Api
+from projections.store import ViewConnection
+from tests.api.conftest import Api, registration
 
 T = TypeVar("T")
 
@@ -89,10 +92,13 @@ def answered_within(seconds: float, call: Callable[[], T]) -> T:
 
 
 def test_a_case_read_does_not_wait_for_an_identity_being_filed(api: Api) -> None:
-    case_id = api.register()
+    registered = api.post("/cases", registration(), "township_clerk").json()
+    case_id, position = registered["aggregate_id"], registered["position"]
     identities: IdentityStore = api.client.app.state.identities  # type: ignore[attr-defined]
     with identities._connection.lock:  # a filing holds the identities' writer, waiting for the file
-        found = answered_within(10, lambda: api.get(f"/cases/{case_id}", "township_clerk"))
+        found = answered_within(
+            10, lambda: api.get(f"/cases/{case_id}", "township_clerk", min_position=position)
+        )
     assert found.status_code == 200
     assert found.json()["petitioner_identity"] == "none"
 
@@ -119,3 +125,30 @@ def test_asking_how_far_the_views_are_waits_for_no_writer_of_their_store(api: Ap
         assert answered_within(10, reader.built)
         assert answered_within(10, lambda: reader.reached(0, 0))
     reader.close()
+
+
+def test_every_query_of_a_read_route_sees_the_views_at_one_position(api: Api) -> None:
+    reader = reader_of(api)
+    writer = reader.store.connect()
+    with writer.transaction():
+        writer.execute("CREATE TABLE reading_probe (n INTEGER)")
+    counts: list[int] = []
+
+    def endpoint(request: Request, views: ViewConnection) -> None:
+        """Count the rows, let another connection commit one more, count again."""
+        counts.append(views.execute("SELECT COUNT(*) FROM reading_probe")[0][0])
+        with writer.transaction():
+            writer.execute("INSERT INTO reading_probe (n) VALUES (1)")
+        counts.append(views.execute("SELECT COUNT(*) FROM reading_probe")[0][0])
+
+    request = Request({"type": "http", "app": api.client.app, "headers": []})
+    served = functools.partial(read_route(endpoint), request=request, views=None)
+    try:
+        api.client.portal.call(served)  # type: ignore[union-attr]
+        assert counts == [0, 0]  # the commit in between is not seen by the same answer
+        with reader.connection() as later:
+            assert later.execute("SELECT COUNT(*) FROM reading_probe")[0][0] == 1
+    finally:
+        with writer.transaction():
+            writer.execute("DROP TABLE reading_probe")
+        writer.close()
