@@ -29,7 +29,7 @@ import httpx
 from api.keys import KeyStore, PrincipalKind
 from bench import synthetic
 from bench.http_bench import free_port, percentile, prepare, start_server
-from bench.ledger_commands import _postgres_url
+from bench.ledger_commands import _postgres_url, drop_schema
 from domain.ledger import Ledger
 from projections import build_views
 from projections.rebuild import rebuild_together
@@ -232,16 +232,6 @@ def fresh_url(label: str, folder: Path, name: str) -> str | None:
     return f"sqlite:///{folder / name}.sqlite" if label == "SQLite" else _postgres_url()
 
 
-def drop(database_url: str) -> None:
-    """Remove a PostgreSQL schema this benchmark made (SQLite files go with their folder)."""
-    if "?schema=" in database_url:
-        import psycopg
-
-        server, schema = database_url.split("?schema=")
-        with psycopg.connect(server, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 def run(backend: str = "all", events: int = 100_000) -> None:
     labels = {"sqlite": ["SQLite"], "postgres": ["PostgreSQL"]}.get(backend, ["SQLite", "PostgreSQL"])
     with tempfile.TemporaryDirectory() as name:
@@ -255,5 +245,5 @@ def run(backend: str = "all", events: int = 100_000) -> None:
                 print(f"  -- embedded mode on {label}: the server's own projections sequence each save")
                 delivery_latency(small, label)
             finally:
-                drop(big)
-                drop(small)
+                drop_schema(big)
+                drop_schema(small)

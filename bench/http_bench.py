@@ -31,7 +31,7 @@ import orjson
 from api.keys import KeyStore, PrincipalKind
 from api.settings import Settings
 from bench import synthetic
-from bench.ledger_commands import _postgres_url
+from bench.ledger_commands import _postgres_url, drop_schema
 from domain.case import Intake
 from domain.clock import ManualClock
 from domain.ledger import CommandContext, Ledger
@@ -240,4 +240,7 @@ def run_all(backend: str = "all") -> None:
             if url is None:
                 print("\n== HTTP API on PostgreSQL: skipped, no server at 127.0.0.1:5432 ==")
             else:
-                measure(url, "PostgreSQL", Path(folder))
+                try:
+                    measure(url, "PostgreSQL", Path(folder))
+                finally:
+                    drop_schema(url)

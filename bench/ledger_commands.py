@@ -137,6 +137,16 @@ def _library_module(url: str) -> str:
     return "eventsourcing.sqlite" if url.startswith("sqlite") else "eventsourcing.postgres"
 
 
+def drop_schema(database_url: str | None) -> None:
+    """Remove a PostgreSQL schema a benchmark made (SQLite files go with their folder)."""
+    if database_url is not None and "?schema=" in database_url:
+        import psycopg
+
+        server, schema = database_url.split("?schema=")
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 def _postgres_url() -> str | None:
     import psycopg
 
@@ -163,12 +173,16 @@ def run(cases: int, rounds: int, backend: str) -> None:
         for _ in range(rounds):
             with tempfile.TemporaryDirectory() as folder:
                 urls = [_fresh_url(name, folder, n) for n in range(3)]
-                if None in urls:
-                    print(f"{name}: skipped (no server at 127.0.0.1:5432)")
-                    break
-                ledger_runs.append(ledger_rate(str(urls[0]), cases))
-                load_runs.append(raw_rate(str(urls[1]), cases, load=True))
-                save_runs.append(raw_rate(str(urls[2]), cases, load=False))
+                try:
+                    if None in urls:
+                        print(f"{name}: skipped (no server at 127.0.0.1:5432)")
+                        break
+                    ledger_runs.append(ledger_rate(str(urls[0]), cases))
+                    load_runs.append(raw_rate(str(urls[1]), cases, load=True))
+                    save_runs.append(raw_rate(str(urls[2]), cases, load=False))
+                finally:
+                    for url in urls:
+                        drop_schema(url)
         if not ledger_runs:
             continue
         ledger, load, save = (statistics.median(r) for r in (ledger_runs, load_runs, save_runs))

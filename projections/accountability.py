@@ -197,33 +197,24 @@ def _deadlines(connection: ViewConnection, cadre: str, since: str, until: str) -
     return kept_count, len(judged) - kept_count, _unique(flags)
 
 
+COUNTED = (
+    "SELECT kind, tag, COUNT(*) FROM cadre_facts WHERE cadre_id = ? AND at >= ? AND at < ? GROUP BY kind, tag"
+)
+"""The cadre's facts in `[?, ?)` counted by kind and tag (for part days: whole days are summed)."""
+
+
 def _counts(connection: ViewConnection, cadre: str, since: str, until: str) -> list[tuple[Any, ...]]:
     """(kind, tag, count) of the cadre's facts in the window: whole UTC days summed, part days counted."""
     first_day = since[:10] if since.endswith("T00:00:00.000000Z") else _next_day(since[:10])
     last_day = until[:10]  # the day `until` falls in is a part day (or excluded, at midnight)
     if first_day >= last_day:
-        return connection.execute(
-            "SELECT kind, tag, COUNT(*) FROM cadre_facts WHERE cadre_id = ? AND at >= ? AND at < ? "
-            "GROUP BY kind, tag",
-            (cadre, since, until),
-        )
+        return connection.execute(COUNTED, (cadre, since, until))
     whole_from, whole_until = f"{first_day}T00:00:00.000000Z", f"{last_day}T00:00:00.000000Z"
-    return [
-        *connection.execute(
-            "SELECT kind, tag, SUM(count) FROM cadre_days WHERE cadre_id = ? AND day >= ? AND day < ? "
-            "GROUP BY kind, tag",
-            (cadre, first_day, last_day),
-        ),
-        *(
-            row
-            for start, stop in ((since, whole_from), (whole_until, until))
-            for row in connection.execute(
-                "SELECT kind, tag, COUNT(*) FROM cadre_facts WHERE cadre_id = ? AND at >= ? AND at < ? "
-                "GROUP BY kind, tag",
-                (cadre, start, stop),
-            )
-        ),
-    ]
+    return connection.execute(  # one statement: one round trip on PostgreSQL
+        "SELECT kind, tag, SUM(count) FROM cadre_days WHERE cadre_id = ? AND day >= ? AND day < ? "
+        f"GROUP BY kind, tag UNION ALL {COUNTED} UNION ALL {COUNTED}",
+        (cadre, first_day, last_day, cadre, since, whole_from, cadre, whole_until, until),
+    )
 
 
 def _next_day(day: str) -> str:

@@ -101,12 +101,10 @@ class ViewConnection:
     @contextmanager
     def snapshot(self) -> Iterator[ViewConnection]:
         """A read-only transaction: every statement in it sees the same committed state."""
-        if self.dialect == "postgres":
-            with self.raw.transaction():
-                self.raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                yield self
-            return
-        self.raw.execute("BEGIN")
+        # One statement each way: a read route takes a snapshot per request, and on PostgreSQL
+        # each statement is a round trip (psycopg's `transaction()` would add a SET TRANSACTION).
+        begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if self.dialect == "postgres" else "BEGIN"
+        self.raw.execute(begin)
         try:
             yield self
         finally:
