@@ -120,6 +120,11 @@ def swap_in(view: View, track: Track, store: ViewStore) -> None:
         for table in view.tables:
             for statement in table.create_indexes(track.generation):
                 connection.execute(statement)
+            if store.dialect == "postgres":
+                # Bulk-loaded tables have no column statistics until autovacuum comes by: the
+                # planner then guessed one row per cadre and filtered thousands of facts through
+                # the wrong index. Readers get the new tables with statistics from the start.
+                connection.execute(f"ANALYZE {table.physical(track.generation)}")
         with connection.schema_change():
             others = [t for t in tracks(connection, view.name) if t.generation != track.generation]
             connection.execute(f"UPDATE {TRACKING} SET live = 0 WHERE view = ? AND live = 1", (view.name,))

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import pytest
 
+from domain.clock import ManualClock
 from domain.ledger import Ledger
 from projections import build_views
 from projections.digest import digest
@@ -17,10 +18,12 @@ from projections.embedded import EmbeddedProjections
 from projections.rebuild import rebuild
 from projections.runner import Runner
 from projections.store import ViewStore
+from projections.tracking import tracks
 from projections.view import Envelope, Writer
+from projections.views.cadre_accountability import CadreAccountabilityView
 from projections.views.case_state import CaseStateView
 from tests.projections.replay import assert_views_equal_replay
-from tests.support import World
+from tests.support import World, build_world
 
 
 class Boom(Exception):
@@ -181,3 +184,30 @@ def test_views_may_live_in_a_database_of_their_own(world: World, tmp_path: Path)
     }
     assert {"case_state", "case_timeline", "cadre_roles", "unit_counts"} <= tables
     runner.close()
+
+
+@pytest.mark.postgres
+def test_a_rebuild_on_postgresql_swaps_in_tables_the_planner_has_statistics_for(
+    postgres_schema_url: str, clock: ManualClock
+) -> None:
+    with Ledger(postgres_schema_url, clock=clock) as ledger:
+        busy_cases(build_world(ledger, clock), count=3, actions=2)
+        view = CadreAccountabilityView(ledger)
+        rebuild(ledger, view)
+        connection = ViewStore(postgres_schema_url).connect()
+        try:
+            (live,) = [track for track in tracks(connection, view.name) if track.live]
+            filled = [
+                name
+                for name in (table.physical(live.generation) for table in view.tables)
+                if connection.execute(f"SELECT COUNT(*) FROM {name}")[0][0] > 0
+            ]
+            assert len(filled) >= 3  # facts, days, deadlines: an empty table has nothing to sample
+            for name in filled:
+                columns = connection.execute(
+                    "SELECT COUNT(*) FROM pg_stats WHERE schemaname = ? AND tablename = ?",
+                    (connection.schema, name),
+                )
+                assert columns[0][0] > 0, f"{name}: no statistics"
+        finally:
+            connection.close()
