@@ -6,7 +6,9 @@ A slow hash (bcrypt, argon2) would add nothing: the secret is random, not a pass
 someone could guess, and it would cost every request milliseconds.
 
 Keys are credentials, not facts of casework: they live in their own table beside the
-ledger (revoking sets `revoked_at`), never in the event store.
+ledger (revoking sets `revoked_at`), never in the event store. Their issue and revocation
+are facts, though: `issue_key` and `revoke_key` record them (`Credential.Issued`,
+`Credential.Revoked`, never the secret) as the administrator who did it.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
+from typing import Any
 from uuid import UUID
 
 import orjson
 
 from api.tables import SharedConnection
 from domain.catalogue import topics_of
-from domain.ledger import Ledger
+from domain.errors import NotFound
+from domain.ledger import CommandContext, Ledger
 from domain.registry import Cadre, Unit
 from domain.values import Role
 from projections.columns import as_text
@@ -128,22 +132,16 @@ class KeyStore:
         label: str = "",
         expires_at: datetime | None = None,
         now: datetime | None = None,
+        key_id: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """Create a key; returns it and its token (shown this once, never stored)."""
+        """Create a key; returns it and its token (shown this once, never stored).
+
+        `key_id`: the id `issue_key` recorded in the ledger before the key was stored.
+        """
         scope, types = frozenset(scope_unit_ids), frozenset(event_types)
-        if types and kind is not PrincipalKind.INTEGRATOR:
-            raise KeyRefused(f"only an integrator key reads the event feed by type; a {kind} key takes none")
-        if (kind in NEEDS_CADRE) != (cadre_id is not None):
-            needs = "needs" if kind in NEEDS_CADRE else "takes no"
-            raise KeyRefused(f"a {kind} key {needs} cadre")
-        if kind is PrincipalKind.INSPECTOR and not scope:
-            raise KeyRefused("an inspector key needs at least one unit to read")
-        if kind in (PrincipalKind.CADRE, PrincipalKind.ADMINISTRATOR) and scope:
-            raise KeyRefused(f"a {kind} key reads by its cadre's jurisdiction; it takes no scope")
         now = now or datetime.now(UTC)
-        if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
-            raise KeyRefused("a key must expire in the future, at a time with a zone offset")
-        key = ApiKey(secrets.token_hex(6), kind, cadre_id, scope, types, label, now, expires_at, None)
+        check_key_shape(kind, cadre_id, scope, types, expires_at, now)
+        key = ApiKey(key_id or new_key_id(), kind, cadre_id, scope, types, label, now, expires_at, None)
         secret = secrets.token_urlsafe(32)
         with self._connection() as connection, connection.transaction():
             connection.execute(
@@ -247,6 +245,84 @@ class KeyStore:
 
     def close(self) -> None:
         self._connection.close()
+
+
+def new_key_id() -> str:
+    """A key's public id: 12 random hex digits."""
+    return secrets.token_hex(6)
+
+
+def check_key_shape(
+    kind: PrincipalKind,
+    cadre_id: UUID | None,
+    scope: frozenset[UUID],
+    types: frozenset[str],
+    expires_at: datetime | None,
+    now: datetime,
+) -> None:
+    """Refuse (KeyRefused) a key whose kind, cadre, scope, types or expiry do not go together."""
+    if types and kind is not PrincipalKind.INTEGRATOR:
+        raise KeyRefused(f"only an integrator key reads the event feed by type; a {kind} key takes none")
+    if (kind in NEEDS_CADRE) != (cadre_id is not None):
+        needs = "needs" if kind in NEEDS_CADRE else "takes no"
+        raise KeyRefused(f"a {kind} key {needs} cadre")
+    if kind is PrincipalKind.INSPECTOR and not scope:
+        raise KeyRefused("an inspector key needs at least one unit to read")
+    if kind in (PrincipalKind.CADRE, PrincipalKind.ADMINISTRATOR) and scope:
+        raise KeyRefused(f"a {kind} key reads by its cadre's jurisdiction; it takes no scope")
+    if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
+        raise KeyRefused("a key must expire in the future, at a time with a zone offset")
+
+
+def issue_key(
+    ledger: Ledger,
+    keys: KeyStore,
+    ctx: CommandContext,
+    kind: PrincipalKind,
+    *,
+    cadre_id: UUID | None = None,
+    scope_unit_ids: Iterable[UUID] = (),
+    event_types: Iterable[str] = (),
+    label: str = "",
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Issue a key as `ctx`'s administrator: checked, recorded in the ledger, then stored.
+
+    The event comes first: should storing the key fail after it, the ledger shows a key that
+    never worked, never a working key it does not show.
+    """
+    units, types = frozenset(scope_unit_ids), frozenset(event_types)
+    check_key_request(ledger, kind, cadre_id, units, types)
+    check_key_shape(kind, cadre_id, units, types, expires_at, datetime.now(UTC))
+    key_id = new_key_id()
+    bound: dict[str, Any] = {
+        "cadre_id": cadre_id,
+        "scope_unit_ids": units,
+        "event_types": types,
+        "label": label,
+        "expires_at": expires_at,
+    }
+    ledger.issue_credential(ctx, key_id=key_id, kind=kind.value, **bound)
+    return keys.create(kind, key_id=key_id, **bound)
+
+
+def revoke_key(ledger: Ledger, keys: KeyStore, ctx: CommandContext, key_id: str) -> ApiKey:
+    """Revoke a key as `ctx`'s administrator, the revocation recorded in the ledger first.
+
+    A key issued before the ledger recorded keys has no `Credential` to revoke: it is revoked
+    in the key table alone. NotFound if there is no such key; KeyRefused if it is revoked already.
+    """
+    key = keys.get(key_id)
+    if key is None:
+        raise NotFound(f"no key {key_id}", kind="ApiKey")
+    if key.revoked_at is not None:
+        raise KeyRefused(f"key {key_id} was already revoked")
+    try:
+        ledger.revoke_credential(ctx, key_id=key_id)
+    except NotFound as missing:
+        if missing.context.get("kind") != "Credential":
+            raise
+    return keys.revoke(key_id)
 
 
 def check_key_request(

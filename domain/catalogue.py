@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 
 from domain.aggregate import LedgerAggregate
 from domain.case import Case
+from domain.credential import Credential
 from domain.dispute import Dispute
 from domain.errors import InvalidArgument
 from domain.events import LedgerEvent
@@ -35,6 +36,7 @@ AGGREGATES: tuple[type[LedgerAggregate], ...] = (
     Unit,
     Cadre,
     RuleBook,
+    Credential,
 )
 COMMON = list(LedgerEvent.model_fields)
 

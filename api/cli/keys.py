@@ -10,10 +10,14 @@ from datetime import datetime
 import typer
 
 from api.cli.common import DatabaseUrlOption, open_ledger, parse_id
-from api.keys import ApiKey, KeyRefused, KeyStore, PrincipalKind, check_key_request
-from domain.ledger import Ledger
+from api.keys import ApiKey, KeyRefused, KeyStore, PrincipalKind, issue_key, revoke_key
+from domain.ledger import CommandContext, Ledger
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+ADMIN = typer.Option(
+    ..., "--admin", help="The administrator's cadre id: the actor the ledger records for this key."
+)
 
 
 @contextmanager
@@ -55,16 +59,23 @@ def create(
     expires: datetime | None = typer.Option(
         None, "--expires", help="When it stops working (ISO 8601, with offset)."
     ),
+    admin: str = ADMIN,
+    reason: str = typer.Option("", "--reason", help="Why (the narrative of Credential.Issued)."),
     as_json: bool = typer.Option(False, "--json", help="Print an object holding the token, for scripts."),
     database_url: str | None = DatabaseUrlOption,
 ) -> None:
-    """Create a key; its token is printed once and never stored (only its hash is)."""
+    """Create a key, recorded as Credential.Issued by --admin; its token is printed once and never
+    stored (only its hash is)."""
     cadre_id = parse_id(cadre, "cadre id") if cadre else None
     units = [parse_id(unit, "unit id") for unit in scope]
+    narrative = reason or f"issued a {kind} key: {label or 'no label'}"
+    ctx = CommandContext(actor_id=parse_id(admin, "cadre id"), narrative=narrative)
     with open_keys(database_url) as (ledger, keys):
         try:
-            check_key_request(ledger, kind, cadre_id, units, event_type)
-            key, token = keys.create(
+            key, token = issue_key(
+                ledger,
+                keys,
+                ctx,
                 kind,
                 cadre_id=cadre_id,
                 scope_unit_ids=units,
@@ -104,12 +115,15 @@ def list_keys(
 @app.command("revoke")
 def revoke(
     key_id: str = typer.Argument(..., help="The key's id (as listed; the part after dlk_)."),
+    admin: str = ADMIN,
+    reason: str = typer.Option("", "--reason", help="Why (the narrative of Credential.Revoked)."),
     database_url: str | None = DatabaseUrlOption,
 ) -> None:
-    """Revoke a key: servers refuse it within seconds."""
-    with open_keys(database_url) as (_, keys):
+    """Revoke a key, recorded as Credential.Revoked by --admin: servers refuse it within seconds."""
+    ctx = CommandContext(actor_id=parse_id(admin, "cadre id"), narrative=reason or f"revoked key {key_id}")
+    with open_keys(database_url) as (ledger, keys):
         try:
-            key = keys.revoke(key_id)
+            key = revoke_key(ledger, keys, ctx, key_id)
         except KeyRefused as error:
             raise typer.BadParameter(str(error)) from None
     typer.echo(f"revoked {key.kind} key {key.key_id}")

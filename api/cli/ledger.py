@@ -10,7 +10,7 @@ import typer
 
 from api.cli.common import DatabaseUrlOption, open_ledger, parse_id
 from api.cli.render import print_case_summaries
-from api.keys import KeyStore, PrincipalKind
+from api.keys import KeyStore, PrincipalKind, issue_key
 from api.settings import get_settings
 from domain.demo import demo_clock, load_demo
 from domain.demo.world import build_org
@@ -120,6 +120,7 @@ and an integrator (a 12345 hotline, say) reading the whole event feed."""
 def demo_keys(ledger: Ledger, seed: int, kept: Path) -> list[str]:
     """Create the demo's API keys and save them to `kept`; one line per key, to print."""
     org = build_org(seed)
+    admin = org.cadre_id("admin")
     store = KeyStore(ledger.database_url)
     saved, lines = [], []
     try:
@@ -127,7 +128,10 @@ def demo_keys(ledger: Ledger, seed: int, kept: Path) -> list[str]:
             units = [org.unit_id(scope)] if scope else []
             cadre_id = org.cadre_id(holder) if holder else None
             label = f"demo {holder or 'integrator'}"
-            _, token = store.create(kind, cadre_id=cadre_id, scope_unit_ids=units, label=label)
+            ctx = CommandContext(actor_id=admin, narrative=f"issued the demo's {kind} key")
+            _, token = issue_key(
+                ledger, store, ctx, kind, cadre_id=cadre_id, scope_unit_ids=units, label=label
+            )
             name = org.name_of(holder) if holder else None
             saved.append(
                 {

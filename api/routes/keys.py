@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import administrator
 from api.commands import ERRORS
-from api.keys import ApiKey, KeyRefused, KeyStore, Principal, PrincipalKind, check_key_request
+from api.keys import ApiKey, KeyRefused, KeyStore, Principal, PrincipalKind, issue_key, revoke_key
 from api.routes.common import READ_ERRORS
-from domain.errors import Conflict, InvalidArgument, NotFound
+from domain.errors import Conflict, InvalidArgument
+from domain.ledger import CommandContext
 
 router = APIRouter(prefix="/admin/keys", tags=["administration"], responses=READ_ERRORS)
 Admin = Annotated[Principal, Depends(administrator)]
@@ -33,6 +34,9 @@ class KeyRequest(BaseModel):
         "none: every type.",
     )
     label: str = Field("", max_length=200)
+    reason: str = Field(
+        "", max_length=2000, description="Why the key is issued: the narrative of `Credential.Issued`."
+    )
     expires_at: datetime | None = Field(None, description="With a zone offset; never, if absent.")
 
     model_config = ConfigDict(
@@ -81,12 +85,14 @@ def _keys(request: Request) -> KeyStore:
 
 @router.post("", response_model=CreatedKey, status_code=201, summary="Create an API key.", responses=ERRORS)
 def create(request: Request, body: KeyRequest, admin: Admin) -> CreatedKey:
-    """Create a key bound to a principal; the answer holds its token, which is never shown again."""
+    """Create a key bound to a principal, recorded as `Credential.Issued` by this administrator;
+    the answer holds its token, which is never shown again."""
+    narrative = body.reason or f"issued a {body.kind} key: {body.label or 'no label'}"
     try:
-        check_key_request(
-            request.app.state.ledger, body.kind, body.cadre_id, body.scope_unit_ids, body.event_types
-        )
-        key, token = _keys(request).create(
+        key, token = issue_key(
+            request.app.state.ledger,
+            _keys(request),
+            CommandContext(actor_id=_cadre(admin), narrative=narrative),
             body.kind,
             cadre_id=body.cadre_id,
             scope_unit_ids=body.scope_unit_ids,
@@ -107,11 +113,15 @@ def list_all(request: Request, admin: Admin) -> list[KeyInfo]:
 
 @router.post("/{key_id}/revoke", response_model=KeyInfo, summary="Revoke an API key.", responses=ERRORS)
 def revoke(request: Request, key_id: str, admin: Admin) -> KeyInfo:
-    """Revoke a key: it stops working at once here, and within seconds in other server processes."""
-    keys = _keys(request)
-    if keys.get(key_id) is None:
-        raise NotFound(f"no key {key_id}", kind="ApiKey")
+    """Revoke a key, recorded as `Credential.Revoked`: it stops working at once here, and within
+    seconds in other server processes."""
+    ctx = CommandContext(actor_id=_cadre(admin), narrative=f"revoked key {key_id}")
     try:
-        return KeyInfo.of(keys.revoke(key_id))
+        return KeyInfo.of(revoke_key(request.app.state.ledger, _keys(request), ctx, key_id))
     except KeyRefused as error:
         raise Conflict(str(error)) from None
+
+
+def _cadre(admin: Principal) -> UUID:
+    assert admin.cadre_id is not None  # `administrator` admits only keys with a cadre
+    return admin.cadre_id

@@ -51,5 +51,7 @@ def test_every_domain_command_but_the_founding_has_a_route() -> None:
         "identify_petitioner",
         "access_identity",
         "erase_identity",
+        "issue_credential",  # POST /admin/keys
+        "revoke_credential",  # POST /admin/keys/{key_id}/revoke
     }
     assert commands - routed == {"establish"}

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from api.keys import NOT_REMEMBERED, KeyRefused, PrincipalKind
+from domain.credential import Credential, credential_id
 from projections.store import ViewStore
 from tests.api.conftest import Api
 from tests.api.test_cli import dutyledger
@@ -18,10 +19,19 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def admin_of(api: Api) -> str:
+    return str(api.world.cadres["admin"])
+
+
+def credential_events(api: Api, key_id: str) -> list[Any]:
+    """What the ledger recorded of the key (nothing if it was never issued through it)."""
+    return list(api.world.ledger.repository.event_store.get(credential_id(key_id)))
+
+
 def test_a_key_created_on_the_command_line_works_over_http(api: Api, database_url: str) -> None:
     done = dutyledger(
         "keys", "create", "--kind", "cadre", "--cadre", str(api.world.township_clerk), "--json",
-        database_url=database_url,
+        "--admin", admin_of(api), database_url=database_url,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     created = json.loads(done.stdout)
@@ -36,19 +46,21 @@ def test_a_key_created_on_the_command_line_works_over_http(api: Api, database_ur
 def test_a_key_revoked_on_the_command_line_is_refused(api: Api, database_url: str) -> None:
     key, token = api.keys.create(PrincipalKind.CADRE, cadre_id=api.world.township_clerk)
     assert api.client.get("/cases", headers=bearer(token)).status_code == 200
-    assert dutyledger("keys", "revoke", key.key_id, database_url=database_url).returncode == 0
+    # a key the ledger has no record of (made before keys were recorded): revoked in the key table
+    revoked = dutyledger("keys", "revoke", key.key_id, "--admin", admin_of(api), database_url=database_url)
+    assert revoked.returncode == 0, revoked.stderr
     api.keys._cache.clear()  # another process revoked it: this one notices within CACHE_SECONDS
     refused = api.client.get("/cases", headers=bearer(token))
     assert refused.status_code == 401
     assert refused.headers["WWW-Authenticate"].startswith("Bearer")
-    again = dutyledger("keys", "revoke", key.key_id, database_url=database_url)
+    again = dutyledger("keys", "revoke", key.key_id, "--admin", admin_of(api), database_url=database_url)
     assert again.returncode == 2
     assert "already revoked" in again.stderr
 
 
 def test_the_command_line_refuses_a_key_for_no_such_cadre(api: Api, database_url: str) -> None:
     done = dutyledger("keys", "create", "--kind", "cadre", "--cadre", "00000000-0000-0000-0000-000000000009",
-                      database_url=database_url)  # fmt: skip
+                      "--admin", admin_of(api), database_url=database_url)  # fmt: skip
     assert done.returncode == 1
     assert "no cadre" in done.stderr
 
@@ -182,3 +194,68 @@ def test_a_key_revoked_while_another_request_reads_it_is_not_remembered_as_live(
     api.keys.verify(token)  # the request that was already verifying
     assert api.keys.verify_remembered(token) in (None, NOT_REMEMBERED)
     assert api.client.get("/cases", headers=bearer(token)).status_code == 401
+
+
+def test_a_key_an_administrator_creates_is_recorded_as_issued_by_them_and_never_holds_its_secret(
+    api: Api,
+) -> None:
+    admin = api.headers("admin", PrincipalKind.ADMINISTRATOR)
+    created = api.client.post(
+        "/admin/keys",
+        json={
+            "kind": "cadre",
+            "cadre_id": str(api.world.township_clerk),
+            "label": "李明",
+            "reason": "新到岗",
+        },
+        headers=admin,
+    ).json()
+    (issued,) = credential_events(api, created["key_id"])
+    assert isinstance(issued, Credential.Issued)
+    assert (issued.actor_id, issued.cadre_id, issued.kind) == (
+        api.world.cadres["admin"],
+        api.world.township_clerk,
+        "cadre",
+    )
+    assert issued.narrative == "新到岗"
+    stored = repr(api.world.ledger.recorder.select_notifications(start=1, limit=10**6))
+    assert created["token"].rsplit("_", 1)[-1] not in stored
+    revoked = api.client.post(f"/admin/keys/{created['key_id']}/revoke", headers=admin)
+    assert revoked.status_code == 200
+    assert [type(e) for e in credential_events(api, created["key_id"])] == [
+        Credential.Issued,
+        Credential.Revoked,
+    ]
+
+
+def test_a_refused_key_request_records_nothing(api: Api) -> None:
+    admin = api.headers("admin", PrincipalKind.ADMINISTRATOR)
+    before = api.positions()
+    refused = api.client.post(
+        "/admin/keys", json={"kind": "inspector", "cadre_id": str(api.world.inspector)}, headers=admin
+    )  # an inspector key without units to read
+    assert refused.status_code == 422
+    assert api.positions() == before
+    assert len(api.keys.list()) == 1  # the administrator's own
+
+
+def test_the_command_line_records_its_key_as_issued_by_the_administrator_it_names(
+    api: Api, database_url: str
+) -> None:
+    done = dutyledger("keys", "create", "--kind", "integrator", "--json", "--admin", admin_of(api),
+                      "--reason", "12345 热线对接", database_url=database_url)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (issued,) = credential_events(api, json.loads(done.stdout)["key_id"])
+    assert (issued.actor_id, issued.narrative) == (api.world.cadres["admin"], "12345 热线对接")
+
+
+def test_the_command_line_issues_no_key_for_someone_who_is_not_an_administrator(
+    api: Api, database_url: str
+) -> None:
+    before = api.positions()
+    done = dutyledger("keys", "create", "--kind", "integrator", "--admin", str(api.world.township_clerk),
+                      database_url=database_url)  # fmt: skip
+    assert done.returncode != 0
+    assert "administrator role" in done.stderr
+    assert api.positions() == before
+    assert dutyledger("keys", "list", "--json", database_url=database_url).stdout.strip() == "[]"
