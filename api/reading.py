@@ -10,6 +10,8 @@ from typing import ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+from api.problems import ApiProblem
+from domain.errors import LedgerError
 from projections import VIEWS
 from projections.embedded import EmbeddedProjections
 from projections.store import ViewConnection, ViewStore
@@ -49,9 +51,15 @@ class ViewReader:
             connection = self.store.connect()
         try:
             yield connection
+        except (ApiProblem, LedgerError):
+            self._keep(connection)  # a refusal (403, 404…): the connection itself is fine
+            raise
         except BaseException:
             connection.close()
             raise
+        self._keep(connection)
+
+    def _keep(self, connection: ViewConnection) -> None:
         try:
             self._idle.put_nowait(connection)
         except queue.Full:

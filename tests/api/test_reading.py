@@ -152,3 +152,16 @@ def test_every_query_of_a_read_route_sees_the_views_at_one_position(api: Api) ->
         with writer.transaction():
             writer.execute("DROP TABLE reading_probe")
         writer.close()
+
+
+def test_a_refused_read_gives_its_connection_back_to_the_pool(api: Api) -> None:
+    reader = reader_of(api)
+    registered = api.post("/cases", registration(), "township_clerk").json()
+    found = api.get(
+        f"/cases/{registered['aggregate_id']}", "township_clerk", min_position=registered["position"]
+    )
+    assert found.status_code == 200
+    pooled = list(reader._idle.queue)
+    missing = api.get("/cases/00000000-0000-0000-0000-000000000001", "township_clerk")
+    assert missing.status_code == 404
+    assert list(reader._idle.queue) == pooled  # the same connections, none closed and replaced
