@@ -277,7 +277,7 @@ def check_key_shape(
 def issue_key(
     ledger: Ledger,
     keys: KeyStore,
-    ctx: CommandContext,
+    admin_id: UUID,
     kind: PrincipalKind,
     *,
     cadre_id: UUID | None = None,
@@ -285,8 +285,10 @@ def issue_key(
     event_types: Iterable[str] = (),
     label: str = "",
     expires_at: datetime | None = None,
+    reason: str = "",
 ) -> tuple[ApiKey, str]:
-    """Issue a key as `ctx`'s administrator: checked, recorded in the ledger, then stored.
+    """Issue a key as the administrator `admin_id`: checked, recorded in the ledger (`reason` its
+    narrative), then stored.
 
     The event comes first: should storing the key fail after it, the ledger shows a key that
     never worked, never a working key it does not show.
@@ -302,12 +304,13 @@ def issue_key(
         "label": label,
         "expires_at": expires_at,
     }
+    ctx = CommandContext(actor_id=admin_id, narrative=reason or f"issued a {kind} key: {label or 'no label'}")
     ledger.issue_credential(ctx, key_id=key_id, kind=kind.value, **bound)
     return keys.create(kind, key_id=key_id, **bound)
 
 
-def revoke_key(ledger: Ledger, keys: KeyStore, ctx: CommandContext, key_id: str) -> ApiKey:
-    """Revoke a key as `ctx`'s administrator, the revocation recorded in the ledger first.
+def revoke_key(ledger: Ledger, keys: KeyStore, admin_id: UUID, key_id: str, reason: str = "") -> ApiKey:
+    """Revoke a key as the administrator `admin_id`, the revocation recorded in the ledger first.
 
     A key issued before the ledger recorded keys has no `Credential` to revoke: it is revoked
     in the key table alone. NotFound if there is no such key; KeyRefused if it is revoked already.
@@ -317,6 +320,7 @@ def revoke_key(ledger: Ledger, keys: KeyStore, ctx: CommandContext, key_id: str)
         raise NotFound(f"no key {key_id}", kind="ApiKey")
     if key.revoked_at is not None:
         raise KeyRefused(f"key {key_id} was already revoked")
+    ctx = CommandContext(actor_id=admin_id, narrative=reason or f"revoked key {key_id}")
     try:
         ledger.revoke_credential(ctx, key_id=key_id)
     except NotFound as missing:

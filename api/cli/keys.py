@@ -11,7 +11,7 @@ import typer
 
 from api.cli.common import DatabaseUrlOption, open_ledger, parse_id
 from api.keys import ApiKey, KeyRefused, KeyStore, PrincipalKind, issue_key, revoke_key
-from domain.ledger import CommandContext, Ledger
+from domain.ledger import Ledger
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -68,20 +68,20 @@ def create(
     stored (only its hash is)."""
     cadre_id = parse_id(cadre, "cadre id") if cadre else None
     units = [parse_id(unit, "unit id") for unit in scope]
-    narrative = reason or f"issued a {kind} key: {label or 'no label'}"
-    ctx = CommandContext(actor_id=parse_id(admin, "cadre id"), narrative=narrative)
+    admin_id = parse_id(admin, "cadre id")
     with open_keys(database_url) as (ledger, keys):
         try:
             key, token = issue_key(
                 ledger,
                 keys,
-                ctx,
+                admin_id,
                 kind,
                 cadre_id=cadre_id,
                 scope_unit_ids=units,
                 event_types=event_type,
                 label=label,
                 expires_at=expires,
+                reason=reason,
             )
         except KeyRefused as error:
             raise typer.BadParameter(str(error)) from None
@@ -120,10 +120,10 @@ def revoke(
     database_url: str | None = DatabaseUrlOption,
 ) -> None:
     """Revoke a key, recorded as Credential.Revoked by --admin: servers refuse it within seconds."""
-    ctx = CommandContext(actor_id=parse_id(admin, "cadre id"), narrative=reason or f"revoked key {key_id}")
+    admin_id = parse_id(admin, "cadre id")
     with open_keys(database_url) as (ledger, keys):
         try:
-            key = revoke_key(ledger, keys, ctx, key_id)
+            key = revoke_key(ledger, keys, admin_id, key_id, reason)
         except KeyRefused as error:
             raise typer.BadParameter(str(error)) from None
     typer.echo(f"revoked {key.kind} key {key.key_id}")

@@ -128,9 +128,15 @@ def demo_keys(ledger: Ledger, seed: int, kept: Path) -> list[str]:
             units = [org.unit_id(scope)] if scope else []
             cadre_id = org.cadre_id(holder) if holder else None
             label = f"demo {holder or 'integrator'}"
-            ctx = CommandContext(actor_id=admin, narrative=f"issued the demo's {kind} key")
             _, token = issue_key(
-                ledger, store, ctx, kind, cadre_id=cadre_id, scope_unit_ids=units, label=label
+                ledger,
+                store,
+                admin,
+                kind,
+                cadre_id=cadre_id,
+                scope_unit_ids=units,
+                label=label,
+                reason=f"issued the demo's {kind} key",
             )
             name = org.name_of(holder) if holder else None
             saved.append(

@@ -14,7 +14,6 @@ from api.commands import ERRORS
 from api.keys import ApiKey, KeyRefused, KeyStore, Principal, PrincipalKind, issue_key, revoke_key
 from api.routes.common import READ_ERRORS
 from domain.errors import Conflict, InvalidArgument
-from domain.ledger import CommandContext
 
 router = APIRouter(prefix="/admin/keys", tags=["administration"], responses=READ_ERRORS)
 Admin = Annotated[Principal, Depends(administrator)]
@@ -87,18 +86,18 @@ def _keys(request: Request) -> KeyStore:
 def create(request: Request, body: KeyRequest, admin: Admin) -> CreatedKey:
     """Create a key bound to a principal, recorded as `Credential.Issued` by this administrator;
     the answer holds its token, which is never shown again."""
-    narrative = body.reason or f"issued a {body.kind} key: {body.label or 'no label'}"
     try:
         key, token = issue_key(
             request.app.state.ledger,
             _keys(request),
-            CommandContext(actor_id=_cadre(admin), narrative=narrative),
+            _cadre(admin),
             body.kind,
             cadre_id=body.cadre_id,
             scope_unit_ids=body.scope_unit_ids,
             event_types=body.event_types,
             label=body.label,
             expires_at=body.expires_at,
+            reason=body.reason,
         )
     except KeyRefused as error:
         raise InvalidArgument(str(error)) from None
@@ -115,9 +114,8 @@ def list_all(request: Request, admin: Admin) -> list[KeyInfo]:
 def revoke(request: Request, key_id: str, admin: Admin) -> KeyInfo:
     """Revoke a key, recorded as `Credential.Revoked`: it stops working at once here, and within
     seconds in other server processes."""
-    ctx = CommandContext(actor_id=_cadre(admin), narrative=f"revoked key {key_id}")
     try:
-        return KeyInfo.of(revoke_key(request.app.state.ledger, _keys(request), ctx, key_id))
+        return KeyInfo.of(revoke_key(request.app.state.ledger, _keys(request), _cadre(admin), key_id))
     except KeyRefused as error:
         raise Conflict(str(error)) from None
 
