@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.feed.log import FeedFilter
+from api.feed.withholding import Recusal
 from api.keys import KIND_ROLES, NOT_REMEMBERED, KeyStore, NotRemembered, Principal, PrincipalKind
 from api.problems import FORBIDDEN, OUT_OF_SCOPE, UNAUTHENTICATED, ApiProblem
 from domain.case import accuses
@@ -199,10 +200,17 @@ def feed_filter(request: Request, caller: Caller) -> FeedFilter:
     """What the caller's key lets it read of the feed: an integrator its filters, an administrator all."""
     if caller.kind is PrincipalKind.ADMINISTRATOR:
         administrator(request, caller)
-        return FeedFilter()
+        assert caller.cadre_id is not None
+        return administrators_filter(request.app.state.ledger, caller.cadre_id)
     if caller.kind is not PrincipalKind.INTEGRATOR:
         raise ApiProblem(FORBIDDEN, "the event feed is read with an integrator's or administrator's key")
     return key_filter(caller)
+
+
+def administrators_filter(ledger: Ledger, cadre_id: UUID) -> FeedFilter:
+    """The whole feed, less what would show this administrator an accusation against them
+    (`api.feed.withholding`); their cadre must be serving (`why_not_administering`)."""
+    return FeedFilter(recused=Recusal(cadre_id, ledger.actor_at(cadre_id).unit_id))
 
 
 def key_filter(caller: Principal) -> FeedFilter:

@@ -25,6 +25,7 @@ from domain.events import LedgerEvent
 from domain.ledger import Ledger
 from projections.columns import as_text
 from projections.store import ViewConnection
+from projections.views.case_state import CASE_STATE
 from projections.views.case_state import COLUMNS as CASE_COLUMNS
 from projections.views.case_timeline import COLUMNS as TIMELINE_COLUMNS
 
@@ -168,6 +169,31 @@ def cases_of_petitioner(connection: ViewConnection, petitioner_id: UUID, today: 
         today,
         limit=10_000,
     )
+
+
+@dataclass(frozen=True)
+class Accusing:
+    """A case whose petition accuses a reader (or repeats one that does), as `case_state` holds it."""
+
+    case_id: str
+    dispute_id: str | None
+    petitioner_id: str
+
+
+def cases_accusing(connection: ViewConnection, cadre_id: UUID, unit_id: UUID) -> list[Accusing]:
+    """Every case accusing this cadre or this unit (the rule of `domain.case.accuses`), and every case
+    that repeats one (its `repeat_of` leads to the accusation)."""
+    accuses = "accused_cadre_ids LIKE ? OR accused_unit_ids LIKE ?"
+    marks = [f'%"{cadre_id}"%', f'%"{unit_id}"%']
+    rows = connection.execute(
+        f"SELECT case_id, dispute_id, petitioner_id FROM {CASE_STATE.name} WHERE {accuses} "
+        f"OR repeat_of IN (SELECT case_id FROM {CASE_STATE.name} WHERE {accuses}) ORDER BY case_id",
+        marks * 2,
+    )
+    return [
+        Accusing(str(case), None if dispute is None else str(dispute), str(who))
+        for case, dispute, who in rows
+    ]
 
 
 @dataclass(frozen=True)

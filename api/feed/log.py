@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID
 
+import orjson
+
 from api.feed.envelope import CLASS_VERSION, Attributes, Envelopes, Sequenced, body_sql
+from api.feed.withholding import Recusal, withheld_from
 from api.reading import ViewReader
 from domain.catalogue import topics_of
 from domain.ledger import Ledger
@@ -36,6 +39,8 @@ class FeedFilter:
     """None: every type."""
     unit_scopes: tuple[frozenset[UUID], ...] = ()
     """Each a set of subtree roots; an event's actor unit must lie in one root's subtree of each."""
+    recused: Recusal | None = None
+    """A reader petitions may accuse: what would show them an accusation is withheld, as read."""
 
     @classmethod
     def of(cls, types: Iterable[str] = (), units: Iterable[UUID] = ()) -> FeedFilter:
@@ -48,11 +53,17 @@ class FeedFilter:
             topics = self.topics if other.topics is None else other.topics
         else:
             topics = self.topics & other.topics
-        return FeedFilter(topics, self.unit_scopes + other.unit_scopes)
+        return FeedFilter(topics, self.unit_scopes + other.unit_scopes, self.recused or other.recused)
 
     @property
     def everything(self) -> bool:
-        return self.topics is None and not self.unit_scopes
+        return self.topics is None and not self.unit_scopes and self.recused is None
+
+    @property
+    def stable(self) -> bool:
+        """Whether a complete page stays as served for ever (not when a later accusation may withhold
+        some of it from this reader)."""
+        return self.recused is None
 
 
 @dataclass(frozen=True)
@@ -86,10 +97,12 @@ class PublicLog:
         self._joined = _events_beside(ledger, reader.store)
         """How to read the stored events in the same query, when the views live beside them."""
 
-    def length(self) -> int:
-        """How many events have a log index."""
+    def length(self, chosen: FeedFilter | None = None) -> int:
+        """How many events have a log index (that `chosen` may be shown yet, see `withheld_from`)."""
         with self.reader.connection() as connection:
-            return _length(connection)
+            if chosen is None or chosen.recused is None:
+                return _length(connection)
+            return _length(connection, withheld_from(connection, chosen.recused).position)
 
     def page(self, after: int, limit: int, chosen: FeedFilter, until: int | None = None) -> Page:
         """The events after index `after` that `chosen` lets through: at most `limit`, none past `until`."""
@@ -124,9 +137,16 @@ class PublicLog:
         if until is not None:
             upper = min(upper, until)
         with self.reader.connection() as connection:
-            end = _length(connection)
             where = ["l.log_index > ?", "l.log_index <= ?"]
             params: list[object] = [after, upper]
+            if chosen.recused is None:
+                end = _length(connection)
+            else:
+                withheld = withheld_from(connection, chosen.recused)
+                end = _length(connection, withheld.position)
+                if withheld.events:
+                    where.append(f"(l.aggregate_id || ' ' || l.topic) NOT IN ({_listed(connection.dialect)})")
+                    params.append(orjson.dumps(sorted(withheld.events)).decode())
             if chosen.topics is not None:
                 marks = ", ".join("?" * len(chosen.topics))
                 where.append(f"l.topic IN ({marks})" if chosen.topics else "1 = 0")
@@ -242,9 +262,24 @@ def _among(count: int) -> str:
     return f"l.log_index IN ({', '.join('?' * count)}) ORDER BY l.log_index"
 
 
-def _length(connection: ViewConnection) -> int:
-    ((found,),) = connection.execute(f"SELECT MAX(log_index) FROM {EVENT_LOG.name}")
+def _length(connection: ViewConnection, until_position: int | None = None) -> int:
+    """How many events have a log index (of those at ledger positions up to `until_position`)."""
+    if until_position is None:
+        ((found,),) = connection.execute(f"SELECT MAX(log_index) FROM {EVENT_LOG.name}")
+    else:
+        last = connection.execute(
+            f"SELECT log_index FROM {EVENT_LOG.name} WHERE position <= ? ORDER BY position DESC LIMIT 1",
+            [until_position],
+        )
+        found = last[0][0] if last else None
     return 0 if found is None else int(found) + 1
+
+
+def _listed(dialect: str) -> str:
+    """The texts of one JSON array parameter, as a subquery (any number of them, one parameter)."""
+    if dialect == "sqlite":
+        return "SELECT value FROM json_each(?)"
+    return "SELECT json_array_elements_text(?::json)"
 
 
 def _subtrees(connection: ViewConnection, roots: frozenset[UUID]) -> list[str]:

@@ -147,7 +147,7 @@ def read_events(
     tag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {
         "ETag": tag,
-        "Cache-Control": IMMUTABLE if page.complete else "no-cache",
+        "Cache-Control": IMMUTABLE if page.complete and wanted.stable else "no-cache",
         "Vary": "Accept, Authorization",
         "Link": f'<{next_link}>; rel="next"',
         "Next-After": str(page.next),
@@ -160,7 +160,7 @@ def read_events(
 
 def _bulk(request: Request, log: PublicLog, wanted: FeedFilter, after: int, limit: int) -> Response:
     """NDJSON over the log indexes `after+1 … after+limit` that exist, a page at a time as read."""
-    until = max(min(after + limit, log.length() - 1), after)
+    until = max(min(after + limit, log.length(wanted) - 1), after)
     envelopes: Envelopes = request.app.state.envelopes
 
     def lines() -> Iterator[bytes]:
@@ -169,6 +169,8 @@ def _bulk(request: Request, log: PublicLog, wanted: FeedFilter, after: int, limi
             page = log.encoded(cursor, MAX_PAGE, wanted, envelopes, until=until)
             if page.lines:
                 yield b"\n".join(page.lines) + b"\n"
+            if page.next <= cursor:  # what this reader may be shown ends short of `until` for now
+                return
             cursor = page.next
 
     headers = {"Next-After": str(until), "Link": f'<{_link(request, until, limit)}>; rel="next"'}
@@ -258,7 +260,8 @@ def read_event(
     if not log.lets_through(event, key):
         raise ApiProblem(OUT_OF_SCOPE, "this key's filters do not let this event through", index=index)
     envelopes: Envelopes = request.app.state.envelopes
-    return Response(envelopes.encode(event), media_type=EVENT_MEDIA, headers={"Cache-Control": IMMUTABLE})
+    cache = IMMUTABLE if key.stable else "private, no-cache"
+    return Response(envelopes.encode(event), media_type=EVENT_MEDIA, headers={"Cache-Control": cache})
 
 
 @router.get(

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from api.access import key_filter, why_not_administering
+from api.access import administrators_filter, key_filter, why_not_administering
 from api.feed.envelope import EVENT_MEDIA, Envelopes, Sequenced, event_id
 from api.feed.log import FeedFilter, PublicLog
 from api.keys import KeyStore, PrincipalKind
@@ -231,7 +231,7 @@ class Worker:
         if key.kind is PrincipalKind.ADMINISTRATOR:
             if key.cadre_id is None or why_not_administering(self.log.ledger, key.cadre_id) is not None:
                 return None
-            return endpoint.filter()
+            return endpoint.filter().narrowed(administrators_filter(self.log.ledger, key.cadre_id))
         return endpoint.filter().narrowed(key_filter(key.principal()))
 
     def _deliver(self, endpoint: Endpoint, event: Sequenced, attempt: int) -> bool:

@@ -264,3 +264,97 @@ def test_the_sequence_is_the_same_after_a_rebuild(api: Api, database_url: str) -
     finally:
         connection.close()
     assert read(api, integrator(api), limit=1000).json()["events"] == before
+
+
+ACCUSATION = "反映管理员违规收取费用"
+
+
+def accusing_the_administrator(api: Api, **accused: list[str]) -> tuple[str, str]:
+    """A case whose petition accuses the administrator (by default, their person), with an identity
+    on file that the clerk has read; its id and its petitioner's."""
+    filed = file_identity(api)
+    assert filed.status_code == 201, filed.text
+    petitioner_id = filed.json()["petitioner_id"]
+    accused = accused or {"accused_cadre_ids": [str(api.world.cadres["admin"])]}
+    case_id = api.register("county_clerk", petitioner_id=petitioner_id, narrative=ACCUSATION, **accused)
+    read_identity = api.get(
+        f"/cases/{case_id}/petitioner", "county_clerk", reason="回访核实诉求", min_position=api.positions()
+    )
+    assert read_identity.status_code == 200, read_identity.text
+    accepted = api.post(f"/cases/{case_id}/accept", {"narrative": "予以受理"}, "county_clerk")
+    assert accepted.status_code == 200, accepted.text
+    return str(case_id), petitioner_id
+
+
+def shown(events: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(e["subject"], e["type"].split(".")[-2]) for e in events}
+
+
+def test_an_accused_administrator_is_not_shown_the_accusation_nor_its_petitioner_in_the_feed(
+    api: Api,
+) -> None:
+    """信访工作条例 Art. 28 binds the feed too: an administrator the petition accuses reads the rest."""
+    case_id, petitioner_id = accusing_the_administrator(api)
+    other = str(
+        api.register("county_clerk", narrative="反映副县长", accused_cadre_ids=[str(api.world.county_leader)])
+    )
+    caught_up(api)
+    everything = walk(api, integrator(api))
+    as_admin = walk(api, api.headers(**ADMIN))
+
+    assert ACCUSATION in orjson.dumps(everything).decode()
+    assert ACCUSATION not in orjson.dumps(as_admin).decode()
+    assert petitioner_id not in orjson.dumps(as_admin).decode()
+    withheld = shown(everything) - shown(as_admin)
+    assert withheld == {
+        (case_id, "registered"),
+        (petitioner_id, "identified"),
+        (petitioner_id, "identity_accessed"),
+    }
+    assert {(case_id, "accepted"), (other, "registered")} <= shown(as_admin)
+
+    bulk = api.client.get("/events", params={"limit": 100_000},
+                          headers={**api.headers(**ADMIN), "Accept": "application/x-ndjson"})  # fmt: skip
+    lines = [orjson.loads(line) for line in bulk.content.splitlines()]
+    assert [e["logindex"] for e in lines] == [e["logindex"] for e in as_admin]
+
+
+def test_an_event_withheld_from_an_accused_administrator_is_refused_by_index_and_proved_without_its_bytes(
+    api: Api,
+) -> None:
+    case_id, _ = accusing_the_administrator(api)
+    length = caught_up(api)
+    indexes = {(e["subject"], e["type"].split(".")[-2]): e["logindex"] for e in walk(api, integrator(api))}
+    registered, accepted = indexes[(case_id, "registered")], indexes[(case_id, "accepted")]
+    admin = api.headers(**ADMIN)
+    for path in (f"/events/{registered}", f"/events/{registered}/proof"):
+        refused = api.client.get(path, headers=admin)
+        assert refused.status_code == 403, path
+        assert refused.json()["type"] == "urn:problem-type:dutyledger:out-of-scope"
+        assert ACCUSATION not in refused.text
+    assert api.client.get(f"/events/{accepted}", headers=admin).status_code == 200
+    params = {"index": registered, "tree_size": length}
+    proved = api.client.get("/ledger/proofs/inclusion", params=params, headers=admin)
+    assert proved.status_code == 200, proved.text
+    assert "leaf" not in proved.json()
+    assert "leaf" in api.client.get("/ledger/proofs/inclusion", params=params, headers=integrator(api)).json()
+
+
+def test_a_unit_accused_withholds_the_accusation_from_the_administrator_serving_in_it(api: Api) -> None:
+    admins_unit = api.world.ledger.actor_at(api.world.cadres["admin"]).unit_id
+    case_id, _ = accusing_the_administrator(api, accused_unit_ids=[str(admins_unit)])
+    caught_up(api)
+    assert (case_id, "registered") not in shown(walk(api, api.headers(**ADMIN)))
+
+
+def test_an_administrators_pages_are_never_immutable_a_later_accusation_may_withhold_from_them(
+    api: Api,
+) -> None:
+    busy(api)
+    caught_up(api)
+    as_admin = read(api, api.headers(**ADMIN), limit=3)
+    as_integrator = read(api, integrator(api), limit=3)
+    assert as_integrator.headers["Cache-Control"].endswith("immutable")
+    assert as_admin.headers["Cache-Control"] == "no-cache"
+    one = api.client.get("/events/0", headers=api.headers(**ADMIN))
+    assert one.headers["Cache-Control"] == "private, no-cache"

@@ -152,6 +152,28 @@ def test_a_stream_filtered_by_type_sends_only_those_events_in_order(server: Serv
     assert orjson.loads(first["data"])["type"] == "cn.petition.case.registered.v1"
 
 
+def test_an_accusation_recorded_while_an_accused_administrator_follows_the_stream_is_not_sent(
+    server: Server,
+) -> None:
+    """Each page the stream reads asks anew what the reader may be shown (`api.feed.withholding`)."""
+    world = server.world
+    length = server.length()
+    token = server.app.state.keys.create(PrincipalKind.ADMINISTRATOR, cadre_id=world.admin)[1]
+    against: list[str] = []
+
+    def write_later() -> None:
+        time.sleep(0.3)
+        against.append(str(world.register(accused_cadre_ids=frozenset({world.admin}))))
+        world.register()
+
+    writer = threading.Thread(target=write_later)
+    writer.start()
+    seen = collect(server, length + 1, Authorization=f"Bearer {token}")
+    writer.join()
+    assert [index for index, _ in seen] == [*range(length), length + 1]
+    assert seen[-1][1]["subject"] != against[0]
+
+
 WRITER = """
 import sys
 from uuid import UUID

@@ -324,6 +324,28 @@ def test_an_endpoint_gets_what_the_feed_shows_its_key_narrowed_by_its_own_filter
     assert henan not in {d.event["actorunitid"] for d in receiver.delivered}
 
 
+def test_an_administrators_endpoint_is_not_sent_an_accusation_against_its_cadre(
+    hooks: Api, receivers: Callable[..., Receiver]
+) -> None:
+    """What the feed withholds from an accused administrator (`api.feed.withholding`), their
+    endpoints are not sent either."""
+    receiver, control = receivers(), receivers()
+    created = register(hooks, receiver.url, hooks.token("admin", PrincipalKind.ADMINISTRATOR))
+    everything = register(hooks, control.url)
+    accusation = "反映管理员违规"
+    against = str(hooks.register("county_clerk", narrative=accusation,
+                                 accused_cadre_ids=[str(hooks.world.cadres["admin"])]))  # fmt: skip
+    hooks.register("county_clerk")
+    eventually(caught_up(hooks, created["id"], everything["id"]))
+
+    def sent(to: Receiver) -> list[tuple[str, str]]:
+        return [(d.event["subject"], d.event["type"]) for d in to.delivered]
+
+    assert (against, "cn.petition.case.registered.v1") in sent(control)
+    assert sent(receiver) == [e for e in sent(control) if e != (against, "cn.petition.case.registered.v1")]
+    assert not any(accusation in json.dumps(d.event, ensure_ascii=False) for d in receiver.delivered)
+
+
 def test_another_integrators_endpoint_is_not_found_and_a_cadre_key_registers_none(hooks: Api) -> None:
     mine = register(hooks, "https://hotline.example.org/events")
     other = bearer(hooks.token("warehouse", PrincipalKind.INTEGRATOR))
