@@ -1,8 +1,18 @@
 """Views kept in step inside the application's own process: the embedded (SQLite) default.
 
 The library's SQLite recorder cannot push notifications, so the ledger calls its
-listeners after each save and the runner wakes at once; a slow poll covers writes
-made by other processes on the same file.
+listeners after each save and the runner wakes at once.
+
+Several server processes may serve one SQLite file (`dutyledger serve --workers N`). One of
+them applies the log to the views: the first to take the file's applier lock
+(`ViewStore.try_applying`). It looks for the other processes' saves every `watch` seconds,
+besides being woken by its own. The others only watch: every `watch` seconds they look at
+the views' positions and, when those moved, wake whoever waits in their process (a read of
+one's own write, a live stream, the webhook worker). If the process applying the log ends,
+the next to look takes the lock over and carries on from the views' positions.
+
+On PostgreSQL every process applies the log (its runners never apply an event twice, see
+`projections.runner`), and looks for the others' saves every `poll` seconds.
 """
 
 from __future__ import annotations
@@ -10,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from projections import build_views
 from projections.rebuild import ensure_current
@@ -22,6 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+WATCH = 0.01
+"""Seconds: on SQLite, how often the process applying the log looks for other processes' saves,
+and how often the others look whether it applied them (a query of microseconds each)."""
+
 
 class EmbeddedProjections:
     """A background thread that applies every save to the views, promptly."""
@@ -32,14 +46,23 @@ class EmbeddedProjections:
         names: Iterable[str] | None = None,
         poll: float = 1.0,
         store: ViewStore | None = None,
+        watch: float = WATCH,
     ) -> None:
         self.ledger = ledger
         self.poll = poll
+        self.watch = watch
         self.store = store or ViewStore(ledger.database_url)
         self.views = build_views(ledger, names)
         self.runner: Runner | None = None
+        self._applier: IO[str] | None = None
+        """SQLite: the applier lock's file, while this process holds it."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dutyledger-projections", daemon=True)
+
+    @property
+    def applying(self) -> bool:
+        """Whether this process applies the log to the views (else another process does: it watches)."""
+        return self.store.dialect != "sqlite" or self._applier is not None
 
     def start(self) -> EmbeddedProjections:
         """Rebuild views built by an older schema, catch up, then follow the log in the background."""
@@ -47,7 +70,8 @@ class EmbeddedProjections:
         if rebuilt:
             log.info("rebuilt views with a new schema: %s", ", ".join(rebuilt))
         self.runner = Runner(self.ledger, self.views, self.store)
-        self.runner.catch_up()
+        if self._take_over():
+            self.runner.catch_up()
         self.ledger.listeners.append(self.runner.wake)
         self._thread.start()
         return self
@@ -67,12 +91,28 @@ class EmbeddedProjections:
             self.ledger.listeners.remove(self.runner.wake)
         self.runner.close()
         self.runner = None
+        if self._applier is not None:
+            self._applier.close()
+            self._applier = None
+
+    def _take_over(self) -> bool:
+        """Take the applier lock if no other process holds it; whether this process applies the log."""
+        if self.store.dialect == "sqlite" and self._applier is None:
+            self._applier = self.store.try_applying()
+            if self._applier is not None and self._thread.is_alive():
+                log.info("this process now applies the log to the views (the one that did has ended)")
+        return self.applying
 
     def _run(self) -> None:
         assert self.runner is not None
+        poll = min(self.poll, self.watch) if self.store.dialect == "sqlite" else self.poll
         while not self._stop.is_set():
             try:
-                self.runner.run(self._stop, self.poll)
+                if self._take_over():
+                    self.runner.run(self._stop, poll)
+                else:
+                    self.runner.observe()
+                    self._stop.wait(self.watch)
             except Exception:
                 log.exception("a view failed to apply a batch; retrying from the store")
                 self._stop.wait(self.poll)

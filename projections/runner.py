@@ -88,6 +88,8 @@ class Runner:
         self._probe: ViewConnection | None = None
         """Where `wait_for` asks what readers see: one connection, for any thread, one at a time."""
         self._probing = threading.Lock()
+        self._observed: tuple[tuple[object, ...], ...] = ()
+        """The live positions `observe` saw last."""
         self.listeners: list[Callable[[], None]] = []
         """Called (in the runner's thread) after every batch applied or swap followed."""
         topics = [view.topics for view in self.views]
@@ -150,6 +152,20 @@ class Runner:
             self._progress.notify_all()
         for listener in self.listeners:
             listener()
+
+    def observe(self) -> bool:
+        """Where another process applies the log: tell waiters and listeners, as a step would, when
+        the views' live positions moved since the last look. Whether they moved."""
+        seen = tuple(
+            self.connection.execute(
+                f"SELECT view, generation, position FROM {TRACKING} WHERE live = 1 ORDER BY view"
+            )
+        )
+        if seen == self._observed:
+            return False
+        self._observed = seen
+        self._stepped()
+        return True
 
     def catch_up(self) -> int:
         """Apply the log up to its current end; returns how many events were read."""

@@ -16,15 +16,14 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from pathlib import Path
-from threading import Lock
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import psycopg
 import psycopg.sql
 
 from domain.storage.ddl import lock_schema
 from domain.storage.url import store_env
-from domain.storage.writers import queued, write_lock
+from domain.storage.writers import WriteLock, queued, write_lock
 
 Dialect = Literal["sqlite", "postgres"]
 _PLACEHOLDER = re.compile(r"\?")
@@ -37,7 +36,9 @@ BUSY_TIMEOUT = 30.0
 class ViewConnection:
     """One connection, used by one thread at a time; statements use `?` placeholders."""
 
-    def __init__(self, dialect: Dialect, raw: Any, schema: str = "", writers: Lock | None = None) -> None:
+    def __init__(
+        self, dialect: Dialect, raw: Any, schema: str = "", writers: WriteLock | None = None
+    ) -> None:
         self.dialect = dialect
         self.raw = raw
         self.schema = schema
@@ -178,6 +179,25 @@ class ViewStore:
         connection.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(schema)))
         return ViewConnection("postgres", connection, schema)
 
+    def lock_file(self, name: str) -> str:
+        """SQLite: the file beside the database that processes `flock` for the lock `name`."""
+        database = self._env["SQLITE_DBNAME"]
+        if database.startswith("file:"):  # an in-memory database: no file to put the lock beside
+            digest = hashlib.sha256(database.encode()).hexdigest()[:16]
+            database = str(Path(tempfile.gettempdir()) / f"dutyledger-{digest}")
+        return f"{database}-{name}.lock"
+
+    def try_applying(self) -> IO[str] | None:
+        """SQLite: the right to apply the log to these views, held while the file returned stays
+        open (a process that dies lets go); None while another process holds it."""
+        file = open(self.lock_file("applier"), "a")  # noqa: SIM115 - held open for the process's life
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            return None
+        return file
+
     @contextmanager
     def rebuild_lock(self, views: Sequence[str]) -> Iterator[None]:
         """Hold the right to rebuild these views until the block ends, or raise RebuildRunning at once.
@@ -209,11 +229,7 @@ class ViewStore:
             finally:
                 connection.close()
             return
-        name = self._env["SQLITE_DBNAME"]
-        if name.startswith("file:"):  # an in-memory database: no file to put the lock beside
-            digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-            name = str(Path(tempfile.gettempdir()) / f"dutyledger-{digest}")
-        with open(f"{name}-rebuild-{view}.lock", "a") as file:
+        with open(self.lock_file(f"rebuild-{view}"), "a") as file:
             try:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

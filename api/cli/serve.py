@@ -17,7 +17,12 @@ GRACE_SECONDS = 5
 def serve(
     host: str | None = typer.Option(None, help="Interface to bind (default DUTYLEDGER_HOST or 127.0.0.1)."),
     port: int | None = typer.Option(None, min=1, max=65535, help="Port (default DUTYLEDGER_PORT or 8000)."),
-    workers: int = typer.Option(1, min=1, max=64, help="Server processes (more than one needs PostgreSQL)."),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        max=64,
+        help="Server processes sharing the store (on SQLite, one applies the log to the views).",
+    ),
     database_url: str | None = typer.Option(None, "--database-url", help="Store to serve."),
 ) -> None:
     """Serve the ledger over HTTP until interrupted (OpenAPI at /docs and /openapi.json)."""
@@ -34,9 +39,10 @@ def serve(
 
         uvicorn.run(create_app(settings), **bind)  # type: ignore[arg-type]
         return
-    if "SQLITE_DBNAME" in store_env(settings.database_url):
+    if "mode=memory" in store_env(settings.database_url).get("SQLITE_DBNAME", ""):
         raise typer.BadParameter(
-            "several workers need PostgreSQL: SQLite writes from one process", param_hint="--workers"
+            "several workers need a store they can share: a file or PostgreSQL, not memory",
+            param_hint="--workers",
         )
     os.environ["DUTYLEDGER_DATABASE_URL"] = settings.database_url  # each worker reads its settings afresh
     uvicorn.run("api.app:create_app", factory=True, workers=workers, **bind)  # type: ignore[arg-type]

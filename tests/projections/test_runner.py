@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from domain.clock import ManualClock
-from domain.ledger import Ledger
+from domain.ledger import CommandContext, Ledger
 from projections import build_views
 from projections.digest import digest
 from projections.embedded import EmbeddedProjections
@@ -149,7 +149,7 @@ def test_concurrent_writers_and_followers_miss_nothing_and_apply_nothing_twice(
 
 
 def test_embedded_views_show_a_command_promptly_after_it_is_saved(world: World) -> None:
-    views = EmbeddedProjections(world.ledger, poll=5.0).start()
+    views = EmbeddedProjections(world.ledger, poll=5.0, watch=5.0).start()
     try:
         case_id = world.register()
         started = time.perf_counter()
@@ -163,6 +163,36 @@ def test_embedded_views_show_a_command_promptly_after_it_is_saved(world: World) 
         assert status == [("accepted",)]
     finally:
         views.stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL: every process applies
+def test_of_two_processes_on_one_sqlite_file_one_applies_the_log_the_other_watches_then_takes_over(
+    world: World, database_url: str
+) -> None:
+    first = EmbeddedProjections(world.ledger, watch=0.01).start()
+    other_ledger = Ledger(database_url, clock=world.clock)
+    second = EmbeddedProjections(other_ledger, watch=0.01).start()
+    try:
+        assert (first.applying, second.applying) == (True, False)
+        moved: list[int] = []
+        assert second.runner is not None
+        second.runner.listeners.append(lambda: moved.append(1))
+        case_id = world.register()
+        saved = other_ledger.accept_case(CommandContext(actor_id=world.township_clerk, narrative="受理"),
+                                         case_id=case_id)  # fmt: skip
+        assert second.wait_for(saved.position, timeout=5)  # saved by the watcher, applied by the other
+        assert moved  # the watcher's listeners heard that the views moved
+        first.stop()
+        saved = other_ledger.record_action(
+            CommandContext(actor_id=world.township_clerk, narrative="走访"), case_id=case_id, kind="visit"
+        )
+        assert second.wait_for(saved.position, timeout=5)
+        assert second.applying
+        assert_views_equal_replay(world.ledger, second.runner.connection)
+    finally:
+        second.stop()
+        first.stop()
+        other_ledger.close()
 
 
 def test_a_rebuild_reports_its_progress_up_to_the_end_of_the_log(world: World) -> None:

@@ -1,9 +1,13 @@
-"""Writers of one SQLite file in one process queue on one lock: the ledger's saves, the views' writes."""
+"""Writers of one SQLite file queue on one lock, in every process: the ledger's saves, the views' writes."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -79,5 +83,54 @@ def test_a_writer_waits_for_the_files_lock_no_longer_than_sqlite_would_then_is_t
     finally:
         lock.release()
     with queued(lock, 0.05):
+        assert lock.locked()
+    assert not lock.locked()
+
+
+HOLDER = """
+import sys, time
+from domain.storage.writers import write_lock
+with write_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_writer_in_another_process_holds_the_files_lock_until_it_lets_go(tmp_path: Path) -> None:
+    """This process's first writer waits for the other process in the kernel, taking the lock the
+    moment it is let go; the writers queued behind it in this process keep their timeout."""
+    path = str(tmp_path / "ledger.sqlite")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, path, "0.5"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        lock = write_lock(path)
+        refused: list[Exception] = []
+
+        def queued_behind() -> None:
+            time.sleep(0.1)
+            try:
+                with queued(lock, 0.05):
+                    pass
+            except sqlite3.OperationalError as error:
+                refused.append(error)
+
+        other = threading.Thread(target=queued_behind)
+        other.start()
+        began = time.monotonic()
+        with queued(lock, 0.05):
+            waited = time.monotonic() - began
+        other.join()
+        assert waited > 0.3  # it waited for the other process to let go (it held the lock 0.5 s)
+        assert len(refused) == 1
+        assert "database is locked" in str(refused[0])
+        assert not lock.locked()
+    finally:
+        holder.wait(timeout=10)
+
+
+def test_a_database_in_memory_has_no_file_lock() -> None:
+    lock = write_lock("file:dutyledger-test?mode=memory&cache=shared")
+    with lock:
         assert lock.locked()
     assert not lock.locked()
