@@ -1,7 +1,8 @@
 """The HTTP API: command and query throughput and latency with 1, 8 and 32 concurrent clients.
 
 The server runs in its own process as `make run` has it (uvicorn, one worker, embedded views,
-webhooks and signed checkpoints), rate limit off, over a ledger of a few hundred accepted
+webhooks and signed checkpoints), and on SQLite again with two workers (`serve --workers 2`:
+one of them applies the log to the views), rate limit off, over a ledger of a few hundred accepted
 cases; the clients are asyncio tasks of this process, one keep-alive connection each. Every
 figure is printed beside the same server's bare endpoint (`GET /health/live`: routing, JSON,
 no store) at the same concurrency, measured in the same rounds. Client and server share the
@@ -69,8 +70,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(database_url: str, port: int, signing_key: Path | None = None) -> subprocess.Popen[bytes]:
-    """The server as `make run` starts it (embedded views and webhooks), no rate limit.
+def start_server(
+    database_url: str, port: int, signing_key: Path | None = None, workers: int = 1
+) -> subprocess.Popen[bytes]:
+    """The server as `make run` starts it (embedded views and webhooks), no rate limit, with `workers`
+    processes (as `dutyledger serve --workers`).
 
     It signs checkpoints with `signing_key`; with None, it signs none (never with a key that
     happens to lie in the working directory).
@@ -84,13 +88,15 @@ def start_server(database_url: str, port: int, signing_key: Path | None = None) 
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
+         "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
         env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
+                if workers > 1:  # the first worker answers while the others still start
+                    time.sleep(5)
                 return server
         except httpx.HTTPError:
             time.sleep(0.1)
@@ -184,20 +190,34 @@ def line(label: str, figure: Figure, baseline: float) -> str:
     )
 
 
-def measure(database_url: str, label: str, folder: Path) -> None:
+def settle(base: str, case: tuple[UUID, str], ledger: Ledger) -> None:
+    """Wait until the server's views have applied all that was recorded: queries are measured on
+    views at rest, not beside the catching up of a command round's thousands of events."""
+    case_id, token = case
+    end = ledger.recorder.max_notification_id() or 0
+    params, headers = {"min_position": end}, {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{base}/cases/{case_id}", params=params, headers=headers, timeout=30).status_code != 200:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the views did not reach position {end}")
+
+
+def measure(database_url: str, label: str, folder: Path, workers: int = 1) -> None:
     cases, clerks, admin = prepare(database_url)
     port = free_port()
-    signing_key = folder / f"{label}-signing.key"
+    signing_key = folder / f"{label}-{workers}-signing.key"
     create_key_file(signing_key, Settings.model_fields["log_origin"].default)
-    server = start_server(database_url, port, signing_key)
+    server = start_server(database_url, port, signing_key, workers)
     base = f"http://127.0.0.1:{port}"
 
     def run(requests: Sequence[Request], clients: int) -> tuple[float, list[float], int]:
         return asyncio.run(drive(base, requests, clients))
 
     token = cases[0][1]
+    ledger = Ledger(database_url)
     query = "from=2020-01-01T00%3A00%3A00%2B08%3A00&to=2030-01-01T00%3A00%3A00%2B08%3A00"
-    print(f"\n== HTTP API on {label}: uvicorn, 1 worker; client in the same machine; {ROUNDS} rounds ==")
+    processes = "1 worker" if workers == 1 else f"{workers} workers (`serve --workers {workers}`)"
+    print(f"\n== HTTP API on {label}: uvicorn, {processes}; client in the same machine; {ROUNDS} rounds ==")
     try:
         for clients, count in REQUESTS.items():
             plan: dict[str, list[Request]] = {
@@ -218,6 +238,8 @@ def measure(database_url: str, label: str, folder: Path) -> None:
             figures = {name: Figure() for name in plan}
             for _ in range(ROUNDS):
                 for name, requests in plan.items():
+                    if name.startswith("query"):
+                        settle(base, cases[0], ledger)
                     figures[name].add(run(requests, clients))
             bare = figures["bare GET /health/live"].rate
             print(f"{clients} client(s):")
@@ -227,6 +249,7 @@ def measure(database_url: str, label: str, folder: Path) -> None:
             "  targets (SQLite): commands ≥ 800/s at 32 clients, p99 ≤ 100 ms; queries ≥ 2,000/s, p99 ≤ 50 ms"
         )
     finally:
+        ledger.close()
         server.terminate()
         server.wait(timeout=30)
 
@@ -235,6 +258,7 @@ def run_all(backend: str = "all") -> None:
     with tempfile.TemporaryDirectory() as folder:
         if backend in ("sqlite", "all"):
             measure(f"sqlite:///{Path(folder) / 'http.sqlite'}", "SQLite", Path(folder))
+            measure(f"sqlite:///{Path(folder) / 'http-workers.sqlite'}", "SQLite", Path(folder), workers=2)
         if backend in ("postgres", "all"):
             url = _postgres_url()
             if url is None:
