@@ -1,8 +1,8 @@
 """The HTTP API: command and query throughput and latency with 1, 8 and 32 concurrent clients.
 
 The server runs in its own process as `make run` has it (uvicorn, one worker, embedded views,
-webhooks and signed checkpoints), and on SQLite again with two workers (`serve --workers 2`:
-one of them applies the log to the views), rate limit off, over a ledger of a few hundred accepted
+webhooks and signed checkpoints), and again with two workers (`serve --workers 2`: one of
+them applies the log to the views), rate limit off, over a ledger of a few hundred accepted
 cases; the clients are asyncio tasks of this process, one keep-alive connection each. Every
 figure is printed beside the same server's bare endpoint (`GET /health/live`: routing, JSON,
 no store) at the same concurrency, measured in the same rounds. Client and server share the
@@ -260,11 +260,12 @@ def run_all(backend: str = "all") -> None:
             measure(f"sqlite:///{Path(folder) / 'http.sqlite'}", "SQLite", Path(folder))
             measure(f"sqlite:///{Path(folder) / 'http-workers.sqlite'}", "SQLite", Path(folder), workers=2)
         if backend in ("postgres", "all"):
-            url = _postgres_url()
-            if url is None:
-                print("\n== HTTP API on PostgreSQL: skipped, no server at 127.0.0.1:5432 ==")
-            else:
+            for workers in (1, 2):
+                url = _postgres_url()
+                if url is None:
+                    print("\n== HTTP API on PostgreSQL: skipped, no server at 127.0.0.1:5432 ==")
+                    break
                 try:
-                    measure(url, "PostgreSQL", Path(folder))
+                    measure(url, "PostgreSQL", Path(folder), workers=workers)
                 finally:
                     drop_schema(url)

@@ -3,16 +3,15 @@
 The library's SQLite recorder cannot push notifications, so the ledger calls its
 listeners after each save and the runner wakes at once.
 
-Several server processes may serve one SQLite file (`dutyledger serve --workers N`). One of
-them applies the log to the views: the first to take the file's applier lock
-(`ViewStore.try_applying`). It looks for the other processes' saves every `watch` seconds,
-besides being woken by its own. The others only watch: every `watch` seconds they look at
-the views' positions and, when those moved, wake whoever waits in their process (a read of
-one's own write, a live stream, the webhook worker). If the process applying the log ends,
-the next to look takes the lock over and carries on from the views' positions.
-
-On PostgreSQL every process applies the log (its runners never apply an event twice, see
-`projections.runner`), and looks for the others' saves every `poll` seconds.
+Several server processes may serve one store (`dutyledger serve --workers N`, or several
+hosts on one PostgreSQL database). One of them applies the log to the views: the first to
+take the store's applier lock (`ViewStore.try_applying`). It looks for the other processes'
+saves every `watch` seconds, besides being woken by its own. The others only watch: every
+`watch` seconds they look at the views' positions and, when those moved, wake whoever waits
+in their process (a read of one's own write, a live stream, the webhook worker). If the
+process applying the log ends, the next to look takes the lock over and carries on from the
+views' positions. (Were two to apply at once, say after a PostgreSQL session was cut
+unnoticed, the runners would still apply each event once: see `projections.runner`.)
 """
 
 from __future__ import annotations
@@ -20,12 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from projections import build_views
 from projections.rebuild import ensure_current
 from projections.runner import Runner
-from projections.store import ViewStore
+from projections.store import Held, ViewStore
 
 if TYPE_CHECKING:
     from domain.ledger import Ledger
@@ -33,8 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WATCH = 0.01
-"""Seconds: on SQLite, how often the process applying the log looks for other processes' saves,
-and how often the others look whether it applied them (a query of microseconds each)."""
+"""Seconds: how often the process applying the log looks for other processes' saves, and how
+often the others look whether it applied them (one small query each)."""
 
 
 class EmbeddedProjections:
@@ -54,15 +53,15 @@ class EmbeddedProjections:
         self.store = store or ViewStore(ledger.database_url)
         self.views = build_views(ledger, names)
         self.runner: Runner | None = None
-        self._applier: IO[str] | None = None
-        """SQLite: the applier lock's file, while this process holds it."""
+        self._applier: Held | None = None
+        """The applier lock, while this process holds it."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dutyledger-projections", daemon=True)
 
     @property
     def applying(self) -> bool:
         """Whether this process applies the log to the views (else another process does: it watches)."""
-        return self.store.dialect != "sqlite" or self._applier is not None
+        return self._applier is not None
 
     def start(self) -> EmbeddedProjections:
         """Rebuild views built by an older schema, catch up, then follow the log in the background."""
@@ -97,7 +96,7 @@ class EmbeddedProjections:
 
     def _take_over(self) -> bool:
         """Take the applier lock if no other process holds it; whether this process applies the log."""
-        if self.store.dialect == "sqlite" and self._applier is None:
+        if self._applier is None:
             self._applier = self.store.try_applying()
             if self._applier is not None and self._thread.is_alive():
                 log.info("this process now applies the log to the views (the one that did has ended)")
@@ -105,7 +104,7 @@ class EmbeddedProjections:
 
     def _run(self) -> None:
         assert self.runner is not None
-        poll = min(self.poll, self.watch) if self.store.dialect == "sqlite" else self.poll
+        poll = min(self.poll, self.watch)
         while not self._stop.is_set():
             try:
                 if self._take_over():

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal, Protocol
 
 import psycopg
 import psycopg.sql
@@ -123,6 +123,12 @@ class ViewConnection:
         self.raw.close()
 
 
+class Held(Protocol):
+    """A lock held until closed."""
+
+    def close(self) -> None: ...
+
+
 class RebuildRunning(Exception):
     """Another rebuild of this view is under way (in this process or another): one at a time."""
 
@@ -187,9 +193,22 @@ class ViewStore:
             database = str(Path(tempfile.gettempdir()) / f"dutyledger-{digest}")
         return f"{database}-{name}.lock"
 
-    def try_applying(self) -> IO[str] | None:
-        """SQLite: the right to apply the log to these views, held while the file returned stays
-        open (a process that dies lets go); None while another process holds it."""
+    def try_applying(self) -> Held | None:
+        """The right to apply the log to these views, held until the returned handle is closed (or
+        its process dies); None while another process holds it. SQLite: an `flock` of a file
+        beside the database; PostgreSQL: a session advisory lock, on a connection of its own."""
+        if self.dialect == "postgres":
+            connection = self.connect()
+            try:
+                key = f"{connection.schema}.dutyledger-applier"
+                [(taken,)] = connection.execute("SELECT pg_try_advisory_lock(hashtextextended(?, 0))", (key,))
+            except BaseException:
+                connection.close()
+                raise
+            if not taken:
+                connection.close()
+                return None
+            return connection
         file = open(self.lock_file("applier"), "a")  # noqa: SIM115 - held open for the process's life
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)

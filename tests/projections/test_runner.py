@@ -165,8 +165,7 @@ def test_embedded_views_show_a_command_promptly_after_it_is_saved(world: World) 
         views.stop()
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL: every process applies
-def test_of_two_processes_on_one_sqlite_file_one_applies_the_log_the_other_watches_then_takes_over(
+def test_of_two_processes_on_one_store_one_applies_the_log_the_other_watches_then_takes_over(
     world: World, database_url: str
 ) -> None:
     first = EmbeddedProjections(world.ledger, watch=0.01).start()
