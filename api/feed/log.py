@@ -10,14 +10,14 @@ whose filter matches nothing for a while still moves on, and never re-reads.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 from uuid import UUID
 
 import orjson
 
 from api.feed.envelope import CLASS_VERSION, Attributes, Envelopes, Sequenced, body_sql
-from api.feed.withholding import Recusal, withheld_from
+from api.feed.withholding import Recusal, Withheld, withheld_from
 from api.reading import ViewReader
 from domain.catalogue import topics_of
 from domain.ledger import Ledger
@@ -41,6 +41,8 @@ class FeedFilter:
     """Each a set of subtree roots; an event's actor unit must lie in one root's subtree of each."""
     recused: Recusal | None = None
     """A reader petitions may accuse: what would show them an accusation is withheld, as read."""
+    pinned: Withheld | None = None
+    """What `recused` withholds, decided once for a whole request (`PublicLog.pin`), else per page."""
 
     @classmethod
     def of(cls, types: Iterable[str] = (), units: Iterable[UUID] = ()) -> FeedFilter:
@@ -53,7 +55,12 @@ class FeedFilter:
             topics = self.topics if other.topics is None else other.topics
         else:
             topics = self.topics & other.topics
-        return FeedFilter(topics, self.unit_scopes + other.unit_scopes, self.recused or other.recused)
+        return FeedFilter(
+            topics,
+            self.unit_scopes + other.unit_scopes,
+            self.recused or other.recused,
+            self.pinned or other.pinned,
+        )
 
     @property
     def everything(self) -> bool:
@@ -100,9 +107,16 @@ class PublicLog:
     def length(self, chosen: FeedFilter | None = None) -> int:
         """How many events have a log index (that `chosen` may be shown yet, see `withheld_from`)."""
         with self.reader.connection() as connection:
-            if chosen is None or chosen.recused is None:
-                return _length(connection)
-            return _length(connection, withheld_from(connection, chosen.recused).position)
+            withheld = None if chosen is None else _withheld(connection, chosen)
+            return _length(connection, None if withheld is None else withheld.position)
+
+    def pin(self, chosen: FeedFilter) -> FeedFilter:
+        """`chosen` with what it withholds decided now, for a request of many pages (a bulk read):
+        the accusations are looked up once, not for every page."""
+        if chosen.recused is None or chosen.pinned is not None:
+            return chosen
+        with self.reader.connection() as connection:
+            return replace(chosen, pinned=withheld_from(connection, chosen.recused))
 
     def page(self, after: int, limit: int, chosen: FeedFilter, until: int | None = None) -> Page:
         """The events after index `after` that `chosen` lets through: at most `limit`, none past `until`."""
@@ -139,10 +153,10 @@ class PublicLog:
         with self.reader.connection() as connection:
             where = ["l.log_index > ?", "l.log_index <= ?"]
             params: list[object] = [after, upper]
-            if chosen.recused is None:
+            withheld = _withheld(connection, chosen)
+            if withheld is None:
                 end = _length(connection)
             else:
-                withheld = withheld_from(connection, chosen.recused)
                 end = _length(connection, withheld.position)
                 if withheld.events:
                     where.append(f"(l.aggregate_id || ' ' || l.topic) NOT IN ({_listed(connection.dialect)})")
@@ -273,6 +287,13 @@ def _length(connection: ViewConnection, until_position: int | None = None) -> in
         )
         found = last[0][0] if last else None
     return 0 if found is None else int(found) + 1
+
+
+def _withheld(connection: ViewConnection, chosen: FeedFilter) -> Withheld | None:
+    """What `chosen` withholds now (None: nothing, and no bound on the position)."""
+    if chosen.recused is None:
+        return None
+    return chosen.pinned or withheld_from(connection, chosen.recused)
 
 
 def _listed(dialect: str) -> str:

@@ -160,6 +160,7 @@ def read_events(
 
 def _bulk(request: Request, log: PublicLog, wanted: FeedFilter, after: int, limit: int) -> Response:
     """NDJSON over the log indexes `after+1 … after+limit` that exist, a page at a time as read."""
+    wanted = log.pin(wanted)
     until = max(min(after + limit, log.length(wanted) - 1), after)
     envelopes: Envelopes = request.app.state.envelopes
 

@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
+import api.feed.log as feed_log
+import api.routes.events as events_routes
 from api.keys import PrincipalKind
 from domain.catalogue import type_of_topic
 from projections import build_views
@@ -358,3 +360,26 @@ def test_an_administrators_pages_are_never_immutable_a_later_accusation_may_with
     assert as_admin.headers["Cache-Control"] == "no-cache"
     one = api.client.get("/events/0", headers=api.headers(**ADMIN))
     assert one.headers["Cache-Control"] == "private, no-cache"
+
+
+def test_a_bulk_read_by_an_accused_administrator_looks_up_the_accusations_once_not_per_page(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_id, _ = accusing_the_administrator(api)
+    busy(api)
+    caught_up(api)
+    looked: list[object] = []
+    original = feed_log.withheld_from
+
+    def counted(*args: Any) -> Any:
+        looked.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(feed_log, "withheld_from", counted)
+    monkeypatch.setattr(events_routes, "MAX_PAGE", 5)
+    bulk = api.client.get("/events", params={"limit": 100_000},
+                          headers={**api.headers(**ADMIN), "Accept": "application/x-ndjson"})  # fmt: skip
+    lines = [orjson.loads(line) for line in bulk.content.splitlines()]
+    assert len(lines) > 3 * 5  # many pages
+    assert (case_id, "cn.petition.case.registered.v1") not in {(e["subject"], e["type"]) for e in lines}
+    assert len(looked) == 1
