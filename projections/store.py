@@ -129,6 +129,22 @@ class Held(Protocol):
     def close(self) -> None: ...
 
 
+class _AdvisoryLock:
+    """A PostgreSQL session advisory lock, held by a connection of its own."""
+
+    def __init__(self, connection: ViewConnection, key: str) -> None:
+        self._connection = connection
+        self._key = key
+
+    def close(self) -> None:
+        """Let go at once (a closed session lets go of its locks a moment later), then disconnect."""
+        try:
+            with suppress(psycopg.Error):  # a broken session has let go already
+                self._connection.execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", (self._key,))
+        finally:
+            self._connection.close()
+
+
 class RebuildRunning(Exception):
     """Another rebuild of this view is under way (in this process or another): one at a time."""
 
@@ -194,22 +210,32 @@ class ViewStore:
         return f"{database}-{name}.lock"
 
     def try_applying(self) -> Held | None:
-        """The right to apply the log to these views, held until the returned handle is closed (or
-        its process dies); None while another process holds it. SQLite: an `flock` of a file
-        beside the database; PostgreSQL: a session advisory lock, on a connection of its own."""
+        """The right to apply the log to these views (see `projections.embedded`), held until the
+        returned handle is closed or its process dies; None while another process holds it."""
+        return self.try_lock("applier", "dutyledger-applier")
+
+    def try_lock(self, name: str, key: str) -> Held | None:
+        """A lock among every process of these views, or None at once if another holds it.
+
+        SQLite: an exclusive `flock` of a file beside the database (`ledger.sqlite-NAME.lock`);
+        PostgreSQL: the session advisory lock `<schema>.KEY`, on a connection of its own. Both
+        are released when the handle is closed or the process dies.
+        """
         if self.dialect == "postgres":
             connection = self.connect()
             try:
-                key = f"{connection.schema}.dutyledger-applier"
-                [(taken,)] = connection.execute("SELECT pg_try_advisory_lock(hashtextextended(?, 0))", (key,))
+                held = f"{connection.schema}.{key}"
+                [(taken,)] = connection.execute(
+                    "SELECT pg_try_advisory_lock(hashtextextended(?, 0))", (held,)
+                )
             except BaseException:
                 connection.close()
                 raise
             if not taken:
                 connection.close()
                 return None
-            return connection
-        file = open(self.lock_file("applier"), "a")  # noqa: SIM115 - held open for the process's life
+            return _AdvisoryLock(connection, held)
+        file = open(self.lock_file(name), "a")  # noqa: SIM115 - held open until the lock is let go
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -222,9 +248,8 @@ class ViewStore:
         """Hold the right to rebuild these views until the block ends, or raise RebuildRunning at once.
 
         A rebuild's swap drops every other generation of its views, so two rebuilds of one view
-        must not overlap. On PostgreSQL the lock is a session advisory lock; on SQLite an
-        exclusive `flock` on a file beside the database (`ledger.sqlite-rebuild-VIEW.lock`).
-        Both are released if the process dies.
+        must not overlap. On PostgreSQL each view's lock is the advisory lock
+        `<schema>.dutyledger-rebuild.VIEW`; on SQLite the `flock` of `ledger.sqlite-rebuild-VIEW.lock`.
         """
         with ExitStack() as held:
             for view in sorted(set(views)):
@@ -233,24 +258,10 @@ class ViewStore:
 
     @contextmanager
     def _lock_one(self, view: str) -> Iterator[None]:
-        if self.dialect == "postgres":
-            connection = self.connect()
-            try:
-                key = f"{connection.schema}.dutyledger-rebuild.{view}"
-                [(taken,)] = connection.execute("SELECT pg_try_advisory_lock(hashtextextended(?, 0))", (key,))
-                if not taken:
-                    raise RebuildRunning(f"a rebuild of {view} is already running")
-                try:
-                    yield
-                finally:  # at once: a closed session lets go of its locks a moment later
-                    with suppress(psycopg.Error):  # a broken session has let go already
-                        connection.execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", (key,))
-            finally:
-                connection.close()
-            return
-        with open(self.lock_file(f"rebuild-{view}"), "a") as file:
-            try:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RebuildRunning(f"a rebuild of {view} is already running") from None
-            yield  # closing the file releases the lock
+        held = self.try_lock(f"rebuild-{view}", f"dutyledger-rebuild.{view}")
+        if held is None:
+            raise RebuildRunning(f"a rebuild of {view} is already running")
+        try:
+            yield
+        finally:
+            held.close()
