@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from threading import Lock
 from typing import Any
 from uuid import UUID
@@ -75,14 +76,31 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         """
         if self.datastore.pool.is_sqlite_memory_mode:
             return super().insert_events(stored_events, **kwargs)
-        timeout = self.datastore.pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT
-        with queued(self._file_lock, timeout, refuse=OperationalError):
+        with self._queued():
             with self._writer_guard:
                 if self._writer is None:
                     self._writer = self.datastore.pool._create_connection()
                 writer = self._writer
             with writer.transaction(commit=True) as c:
                 return self._insert_events(c, stored_events, **kwargs)
+
+    def create_table(self) -> None:
+        """Create the tables (if absent) queued with the file's other writers, as a save is.
+
+        The library begins a deferred transaction; when another writer commits after its first
+        read, SQLite refuses its first write at once ("database is locked", no busy handler), so
+        a command line started beside a busy server could fail at start-up.
+        """
+        if self.datastore.pool.is_sqlite_memory_mode:
+            super().create_table()
+            return
+        with self._queued():
+            super().create_table()
+
+    def _queued(self) -> AbstractContextManager[None]:
+        """This file's write lock (`domain.storage.writers`), waited for as long as SQLite would."""
+        timeout = self.datastore.pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT
+        return queued(self._file_lock, timeout, refuse=OperationalError)
 
     def max_notification_id(self) -> int:
         """The latest log position, asked on a connection of its own: no pool, no explicit transaction.
