@@ -425,6 +425,33 @@ def test_an_administrators_endpoint_is_sent_nothing_more_once_its_cadre_no_longe
     assert receiver.received == []
 
 
+def test_an_administrator_stripped_of_the_role_while_a_page_is_read_is_sent_none_of_it(
+    hooks: Api, receivers: Callable[..., Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = receivers()
+    world = hooks.world
+    deputy = world.do(
+        world.admin, "register_cadre", name="副管理员", unit_id=world.units["city"], position="管理员",
+        roles=frozenset({Role.ADMINISTRATOR}),
+    ).aggregate_id  # fmt: skip
+    _, token = hooks.keys.create(PrincipalKind.ADMINISTRATOR, cadre_id=deputy)
+    created = register(hooks, receiver.url, token)
+    log = hooks.client.app.state.public_log  # type: ignore[attr-defined]
+    read = log.page
+
+    def stripped_while_reading(*args: Any, **kwargs: Any) -> Any:
+        """The worker has checked the key; the role goes before the page is read."""
+        monkeypatch.setattr(log, "page", read)
+        world.do(world.admin, "change_roles", cadre_id=deputy, roles=frozenset())
+        assert hooks.client.app.state.reader.reached(hooks.positions(), 5)  # type: ignore[attr-defined]
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(log, "page", stripped_while_reading)
+    hooks.register()
+    eventually(lambda: endpoint(hooks, created["id"])["disabled_at"] is not None)
+    assert receiver.received == []
+
+
 def test_retry_delivers_at_once_instead_of_waiting_out_the_back_off(
     hooks: Api, receivers: Callable[..., Receiver]
 ) -> None:
