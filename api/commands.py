@@ -317,7 +317,7 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def _endpoint(route: Route) -> tuple[Callable[..., CommandAnswer], type[BaseModel]]:
+def _endpoint(route: Route) -> tuple[Callable[..., Response], type[BaseModel]]:
     method = getattr(Ledger, route.command)
     in_path = re.findall(r"{(\w+)}", route.path)
     parameters = _parameters(method)
@@ -338,7 +338,9 @@ def _endpoint(route: Route) -> tuple[Callable[..., CommandAnswer], type[BaseMode
     creates_new = route.creates is not None and not in_path
     """A command that creates its record from nothing: no version can be expected of it."""
 
-    def endpoint(request: Request, response: Response, **arguments: Any) -> CommandAnswer:
+    status = 201 if route.creates else 200
+
+    def endpoint(request: Request, **arguments: Any) -> Response:
         body: Context = arguments.pop("body")
         actor: UUID = arguments.pop("actor")
         key: str | None = arguments.pop("idempotency_key")
@@ -358,18 +360,21 @@ def _endpoint(route: Route) -> tuple[Callable[..., CommandAnswer], type[BaseMode
         )
         given = {name: getattr(body, name) for name in body_fields}
         result: CommandResult = getattr(ledger, route.command)(ctx, **arguments, **given)
-        response.headers["ETag"] = etag(result.version)
+        headers = {"ETag": etag(result.version)}
         if result.replayed:
-            response.headers["Idempotent-Replayed"] = "true"
+            headers["Idempotent-Replayed"] = "true"
         if route.creates:
-            response.headers["Location"] = route.creates.replace("{id}", str(result.aggregate_id))
-        return answer_of(result)
+            headers["Location"] = route.creates.replace("{id}", str(result.aggregate_id))
+        # Answered as ready JSON: a model returned from a sync endpoint is validated and serialised
+        # again on a second worker thread (measured: 8% of a command's CPU). `response_model`
+        # still documents it.
+        answer = answer_of(result).model_dump_json().encode()
+        return Response(answer, status, headers, media_type="application/json")
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-            inspect.Parameter("response", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Response),
             *(inspect.Parameter(name, keyword, annotation=kind) for name, kind in path_types.items()),
             inspect.Parameter("body", keyword, annotation=body_model),
             inspect.Parameter("actor", keyword, annotation=Annotated[UUID, Depends(acting_cadre)]),
@@ -384,7 +389,7 @@ def _endpoint(route: Route) -> tuple[Callable[..., CommandAnswer], type[BaseMode
                 default=None,
             ),
         ],
-        return_annotation=CommandAnswer,
+        return_annotation=Response,
     )
     endpoint.__name__ = route.command
     return endpoint, body_model

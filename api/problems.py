@@ -116,6 +116,10 @@ def documented(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     }
 
 
+MALFORMED_PATH = documented({400: "Malformed request (a NUL character in the path or query)"})
+"""`RequestLimits` answers any operation so: every router documents it (`api.app` lists routes flat)."""
+
+
 def ledger_status(error: type[LedgerError]) -> int:
     """The HTTP status of a domain refusal, by its branch of `domain.errors`."""
     if issubclass(error, errors.VersionConflict):

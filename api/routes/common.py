@@ -11,7 +11,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 from fastapi import Depends, Query, Request
 
 from api.access import Reader, ReadScope
-from api.problems import NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, documented
+from api.problems import MALFORMED_PATH, NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, documented
 from api.reading import ViewReader
 from api.settings import Settings
 from projections.store import ViewConnection
@@ -118,7 +118,7 @@ def read_route(endpoint: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
     return served
 
 
-READ_ERRORS = documented(
+READ_ERRORS = MALFORMED_PATH | documented(
     {
         401: "No valid API key",
         403: "Outside what this key may read",

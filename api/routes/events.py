@@ -19,7 +19,15 @@ from api.access import feed_filter
 from api.feed.envelope import BATCH_MEDIA, EVENT_MEDIA, NDJSON_MEDIA, Envelopes
 from api.feed.log import MAX_PAGE, FeedFilter, Page, PublicLog
 from api.feed.signal import Bell
-from api.problems import NOT_CAUGHT_UP, OUT_OF_SCOPE, UNSIGNED, VALIDATION_FAILED, ApiProblem, documented
+from api.problems import (
+    MALFORMED_PATH,
+    NOT_CAUGHT_UP,
+    OUT_OF_SCOPE,
+    UNSIGNED,
+    VALIDATION_FAILED,
+    ApiProblem,
+    documented,
+)
 from api.reading import ViewReader
 from api.routes.common import LOG_INDEX_MAX
 from api.routes.ledger import InclusionProof, Nodes, inclusion_proof
@@ -27,7 +35,7 @@ from api.settings import Settings
 from domain.errors import NotFound
 from projections.merkle.checkpoints import CheckpointStore, StoredCheckpoint
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=MALFORMED_PATH)
 
 MAX_BULK = 100_000
 """The most log indexes one NDJSON response covers."""

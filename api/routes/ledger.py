@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from api.access import authenticated, bearer, feed_filter
 from api.feed.envelope import Sequenced
 from api.feed.log import PublicLog
-from api.problems import NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, documented
+from api.problems import MALFORMED_PATH, NOT_CAUGHT_UP, VALIDATION_FAILED, ApiProblem, documented
 from api.reading import ViewReader
 from api.routes.common import LOG_INDEX_MAX
 from domain.errors import NotFound
@@ -30,7 +30,7 @@ from projections.merkle.hashing import ProofError
 from projections.merkle.leaf import leaf_bytes
 from projections.merkle.store import NodeReader
 
-router = APIRouter(prefix="/ledger", tags=["integrity"])
+router = APIRouter(prefix="/ledger", tags=["integrity"], responses=MALFORMED_PATH)
 
 ERRORS = documented(
     {

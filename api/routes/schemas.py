@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field
 
 from api.feed import schemas
 from api.feed.envelope import schema_path
-from api.problems import documented
+from api.problems import MALFORMED_PATH, documented
 from api.settings import Settings
 from domain.errors import NotFound
 
-router = APIRouter(tags=["schemas"])
+router = APIRouter(tags=["schemas"], responses=MALFORMED_PATH)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "public, max-age=300"

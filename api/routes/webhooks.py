@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.access import Caller, administrator
 from api.keys import Principal, PrincipalKind
-from api.problems import FORBIDDEN, VALIDATION_FAILED, ApiProblem, documented
+from api.problems import FORBIDDEN, MALFORMED_PATH, VALIDATION_FAILED, ApiProblem, documented
 from api.routes.common import LOG_INDEX_MAX
 from api.routes.events import Log
 from api.settings import Settings
@@ -24,7 +24,7 @@ from domain.errors import Conflict, NotFound
 from domain.ledger import Ledger
 from domain.registry import Unit
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=MALFORMED_PATH)
 
 ERRORS = documented(
     {
