@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 from typing import Any
+from uuid import UUID
 
 import orjson
 import pytest
@@ -405,16 +406,23 @@ def test_a_disabled_endpoint_and_one_whose_key_was_revoked_are_sent_nothing_more
     assert rotate.status_code == 409
 
 
+def deputy_administrator(api: Api) -> tuple[UUID, str]:
+    """A second administrator, registered in the city, and an administrator's key for them."""
+    world = api.world
+    deputy = world.do(
+        world.admin, "register_cadre", name="副管理员", unit_id=world.units["city"], position="管理员",
+        roles=frozenset({Role.ADMINISTRATOR}),
+    ).aggregate_id  # fmt: skip
+    _, token = api.keys.create(PrincipalKind.ADMINISTRATOR, cadre_id=deputy)
+    return deputy, token
+
+
 def test_an_administrators_endpoint_is_sent_nothing_more_once_its_cadre_no_longer_administers(
     hooks: Api, receivers: Callable[..., Receiver]
 ) -> None:
     receiver, control = receivers(), receivers()
     world = hooks.world
-    deputy = world.do(
-        world.admin, "register_cadre", name="副管理员", unit_id=world.units["city"], position="管理员",
-        roles=frozenset({Role.ADMINISTRATOR}),
-    ).aggregate_id  # fmt: skip
-    _, token = hooks.keys.create(PrincipalKind.ADMINISTRATOR, cadre_id=deputy)
+    deputy, token = deputy_administrator(hooks)
     created = register(hooks, receiver.url, token)
     watching = register(hooks, control.url)
     world.do(world.admin, "change_roles", cadre_id=deputy, roles=frozenset())
@@ -430,11 +438,7 @@ def test_an_administrator_stripped_of_the_role_while_a_page_is_read_is_sent_none
 ) -> None:
     receiver = receivers()
     world = hooks.world
-    deputy = world.do(
-        world.admin, "register_cadre", name="副管理员", unit_id=world.units["city"], position="管理员",
-        roles=frozenset({Role.ADMINISTRATOR}),
-    ).aggregate_id  # fmt: skip
-    _, token = hooks.keys.create(PrincipalKind.ADMINISTRATOR, cadre_id=deputy)
+    deputy, token = deputy_administrator(hooks)
     created = register(hooks, receiver.url, token)
     log = hooks.client.app.state.public_log  # type: ignore[attr-defined]
     read = log.page
