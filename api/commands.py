@@ -30,6 +30,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from api.access import acting_cadre
+from api.lean import CommandRoute
 from api.problems import PRECONDITION_MALFORMED, ApiProblem, documented
 from domain.errors import VersionConflict
 from domain.ledger import CommandContext, CommandResult, Ledger
@@ -392,6 +393,7 @@ def _endpoint(route: Route) -> tuple[Callable[..., Response], type[BaseModel]]:
         return_annotation=Response,
     )
     endpoint.__name__ = route.command
+    endpoint.lean = True  # type: ignore[attr-defined]  # answered by `api.lean.CommandRoute`
     return endpoint, body_model
 
 
@@ -413,7 +415,7 @@ ERRORS = documented(
 
 def router() -> APIRouter:
     """Every command route, each documented by its command's docstring."""
-    commands = APIRouter()
+    commands = APIRouter(route_class=CommandRoute)
     for route in ROUTES:
         endpoint, _ = _endpoint(route)
         doc = inspect.getdoc(getattr(Ledger, route.command)) or route.command

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     """How long a query with `min_position` waits for the views before answering 503."""
     max_body_bytes: int = Field(1_000_000, ge=1024)
     """The largest request body accepted (413 beyond)."""
+    command_threads: int = Field(8, ge=1, le=256)
+    """Commands run at once in each server process, on worker threads of their own; the others
+    wait their turn in order. A few suffice to keep the store's single writer busy, and more only
+    contend for Python's lock (measured at 32 clients: p99 128–156 ms with 40, 80–108 ms with 6–12)."""
     rate_limit_per_second: float = Field(200.0, ge=0)
     """Requests a second each API key may make on average (0: no limit)."""
     rate_limit_burst: int = Field(400, ge=1)
