@@ -231,10 +231,13 @@ def timeline(
     A reader the petition accuses sees neither the petitioner's id nor the petition's evidence;
     with `proof=true`, the events that would show them come without their proof.
     """
-    case = _visible(request, views, reader, case_id)
-    stored = case_timeline(views, case_id)
-    shown = [_as_shown(row, case) for row in stored]
-    return _dossier(request, views, case_id, stored, shown) if proof else shown
+    # One snapshot: what the case shows this reader, its rows, their log indexes and the Merkle
+    # nodes that prove them are read at one position of the views, never across a runner's commit.
+    with views.snapshot():
+        case = _visible(request, views, reader, case_id)
+        stored = case_timeline(views, case_id)
+        shown = [_as_shown(row, case) for row in stored]
+        return _dossier(request, views, case_id, stored, shown) if proof else shown
 
 
 def _dossier(

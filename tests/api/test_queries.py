@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.keys import PrincipalKind
+from api.routes import cases
 from api.settings import Settings
 from projections import build_views
 from projections.runner import Runner
@@ -230,3 +233,27 @@ def test_an_integrator_key_reads_no_casework(api: Api) -> None:
     case_id = api.register()
     got = api.get(f"/cases/{case_id}", "none", PrincipalKind.INTEGRATOR)
     assert got.status_code == 403
+
+
+def test_a_timeline_is_read_at_one_position_of_the_views_even_when_a_runner_commits_meanwhile(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_id = api.register()
+    reader = api.client.app.state.reader  # type: ignore[attr-defined]
+    rows_of = cases.case_timeline
+
+    def after_a_commit(views: Any, case: UUID) -> Any:
+        """Between reading the case and its rows, record one more event and let the views apply it."""
+        action = {"narrative": "走访", "kind": "visit"}
+        answer = api.post(f"/cases/{case_id}/actions", action, "township_clerk")
+        assert reader.reached(answer.json()["position"], 10)
+        return rows_of(views, case)
+
+    registered = api.positions()
+    monkeypatch.setattr(cases, "case_timeline", after_a_commit)
+    answer = api.get(f"/cases/{case_id}/timeline", "township_clerk", min_position=registered)
+    assert answer.status_code == 200, answer.text
+    assert [row["type"] for row in answer.json()] == ["Registered"]  # the rows as of the case read
+    monkeypatch.setattr(cases, "case_timeline", rows_of)
+    later = api.get(f"/cases/{case_id}/timeline", "township_clerk").json()
+    assert [row["type"] for row in later] == ["Registered", "ActionRecorded"]
