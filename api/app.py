@@ -20,7 +20,6 @@ from api.feed.signal import Bell
 from api.head import HeadAsGet
 from api.identity import IdentityStore
 from api.keys import KeyStore
-from api.lean import COMMAND_SLOTS
 from api.limits import RateLimiter, RequestLimits
 from api.reading import ViewReader
 from api.routes import (
@@ -99,7 +98,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = ledger is None
         app.state.ledger = the_ledger = ledger or Ledger(settings.database_url)
-        setattr(app.state, COMMAND_SLOTS, CapacityLimiter(settings.command_threads))
+        app.state.command_slots = CapacityLimiter(settings.command_threads)  # see `api.lean`
         store = ViewStore(settings.views_url or settings.database_url)
         embedded = (
             EmbeddedProjections(the_ledger, store=store).start() if settings.embedded_projections else None

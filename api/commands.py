@@ -393,7 +393,6 @@ def _endpoint(route: Route) -> tuple[Callable[..., Response], type[BaseModel]]:
         return_annotation=Response,
     )
     endpoint.__name__ = route.command
-    endpoint.lean = True  # type: ignore[attr-defined]  # answered by `api.lean.CommandRoute`
     return endpoint, body_model
 
 

@@ -13,7 +13,7 @@ validation helpers, private ones included: an upgrade that moves them fails at i
 2. the key is authenticated and must be a cadre's (401, 403);
 3. the path parameters, headers and body are validated, every error listed in one 422;
 4. the endpoint runs on a worker thread (it writes to the store), one of `Settings.command_threads`
-   kept for commands (`COMMAND_SLOTS` in the app's state): commands queue for them in order.
+   kept for commands (`app.state.command_slots`): commands queue for them in order.
 """
 
 from __future__ import annotations
@@ -39,19 +39,14 @@ from starlette.responses import Response
 
 from api.access import acting_cadre, bearer, principal
 
-COMMAND_SLOTS = "command_slots"
-"""The name, in the app's state, of the `CapacityLimiter` of the threads that run commands."""
-
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class CommandRoute(APIRoute):
-    """A route whose endpoint is marked `lean`: documented by FastAPI, answered by `lean_handler`."""
+    """A command's route: documented by FastAPI, answered by `lean_handler`."""
 
     def get_route_handler(self) -> Handler:
-        if getattr(self.endpoint, "lean", False):
-            return lean_handler(self)
-        return super().get_route_handler()
+        return lean_handler(self)
 
 
 def lean_handler(route: APIRoute) -> Handler:
@@ -76,7 +71,7 @@ def lean_handler(route: APIRoute) -> Handler:
         if errors:
             raise RequestValidationError(errors, body=body)
         run = partial(endpoint, request, actor=actor, **values, **given, **content)
-        slots: CapacityLimiter = getattr(request.app.state, COMMAND_SLOTS)
+        slots: CapacityLimiter = request.app.state.command_slots
         response: Response = await to_thread.run_sync(run, limiter=slots)
         return response
 
