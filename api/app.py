@@ -7,12 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from anyio import CapacityLimiter
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
-from api import commands, problems
+from api import commands, examples, problems
 from api.access import ApiKeys
 from api.feed.envelope import Envelopes
 from api.feed.log import PublicLog
@@ -179,6 +180,14 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         # of a command's CPU, against 3% flat). Each router carries its own prefix, tags and
         # responses already, so the routes and the OpenAPI document are the same.
         app.router.routes.extend(router.routes)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document of the routes, with an example answer for each operation (`api.examples`)."""
+        if app.openapi_schema is None:
+            app.openapi_schema = examples.add_examples(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get(
         "/health", response_model=Health, tags=["service"], summary="Check that the ledger's store answers."

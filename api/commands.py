@@ -407,7 +407,7 @@ ERRORS = documented(
         415: "The body is not application/json",
         422: "The body breaks the schema or a rule of petition work",
         429: "Too many requests for this key",
-        503: "The views have not caught up (see Retry-After)",
+        503: "The store stayed busy with other writers (store-busy): retry after Retry-After",
     }
 )
 

@@ -18,6 +18,7 @@ from fastapi.responses import Response, StreamingResponse
 from api.access import feed_filter
 from api.feed.envelope import BATCH_MEDIA, EVENT_MEDIA, NDJSON_MEDIA, Envelopes
 from api.feed.log import MAX_PAGE, FeedFilter, Page, PublicLog
+from api.feed.schemas import envelope_schema
 from api.feed.signal import Bell
 from api.problems import (
     MALFORMED_PATH,
@@ -59,6 +60,19 @@ ERRORS = documented(
     }
 )
 
+
+CLOUD_EVENT = {k: v for k, v in envelope_schema().items() if k not in ("$schema", "$id")}
+"""The envelope's schema (`GET /schemas/cloudevent.json`), as the OpenAPI document's answers carry it."""
+EVENT_PAGE = {
+    "type": "object",
+    "required": ["next", "complete", "links", "events"],
+    "properties": {
+        "next": {"type": "integer", "minimum": -1, "description": "Send as `after` for the next page."},
+        "complete": {"type": "boolean", "description": "Whether the page is full: it never changes again."},
+        "links": {"type": "object", "properties": {"next": {"type": "string", "format": "uri-reference"}}},
+        "events": {"type": "array", "items": CLOUD_EVENT},
+    },
+}
 
 KeyFilter = Annotated[FeedFilter, Depends(feed_filter)]
 TypeFilter = Annotated[
@@ -113,7 +127,11 @@ def _link(request: Request, after: int, limit: int) -> str:
     responses={
         200: {
             "description": "A page of CloudEvents, in log order",
-            "content": {"application/json": {}, BATCH_MEDIA: {}, NDJSON_MEDIA: {}},
+            "content": {
+                "application/json": {"schema": EVENT_PAGE},
+                BATCH_MEDIA: {"schema": {"type": "array", "items": CLOUD_EVENT}},
+                NDJSON_MEDIA: {},
+            },
         },
         304: {"description": "The page has not changed since the ETag sent in If-None-Match"},
         **ERRORS,
@@ -254,7 +272,10 @@ def _resume(last_event_id: str | None, after: int) -> int:
 @router.get(
     "/events/{index}",
     summary="Read one event by its log index.",
-    responses={200: {"description": "One CloudEvent", "content": {EVENT_MEDIA: {}}}, **ERRORS},
+    responses={
+        200: {"description": "One CloudEvent", "content": {EVENT_MEDIA: {"schema": CLOUD_EVENT}}},
+        **ERRORS,
+    },
 )
 def read_event(
     request: Request,
