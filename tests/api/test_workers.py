@@ -1,4 +1,7 @@
-"""`dutyledger serve --workers 2` on one SQLite file: both serve; one applies the log, then the other."""
+"""`dutyledger serve --workers 2` on one store: both serve; one applies the log, then the other.
+
+On SQLite the applier holds an `flock` of a file beside the database; on PostgreSQL a session
+advisory lock, held by one worker's connection."""
 
 from __future__ import annotations
 
@@ -20,10 +23,6 @@ from tests.api.live import free_port
 from tests.projections.replay import assert_views_equal_replay
 from tests.support import World
 
-pytestmark = pytest.mark.parametrize(
-    "database_url", ["sqlite"], indirect=True
-)  # PostgreSQL: docs/operations.md
-
 
 def workers(pid: int) -> list[int]:
     """The server's worker processes (not multiprocessing's resource tracker)."""
@@ -31,7 +30,45 @@ def workers(pid: int) -> list[int]:
     return [child for child in found if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
 
 
-def holder_of(lock_file: str) -> int | None:
+def applier_of(database_url: str) -> int | None:
+    """The process holding the right to apply the log to the views (`ViewStore.try_applying`)."""
+    store = ViewStore(database_url)
+    if store.dialect == "sqlite":
+        return flock_holder(store.lock_file("applier"))
+    connection = store.connect()
+    try:
+        held = connection.execute(
+            "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = "
+            "(hashtextextended(?, 0) & 4294967295)::oid",
+            (f"{connection.schema}.dutyledger-applier",),
+        )
+    finally:
+        connection.close()
+    return socket_owner(int(held[0][0])) if held else None
+
+
+def socket_owner(port: int) -> int | None:
+    """The process with a TCP socket bound to local `port` on this machine (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        try:
+            links = [os.readlink(fd) for fd in (process / "fd").iterdir()]
+        except OSError:
+            continue
+        if any(link in {f"socket:[{inode}]" for inode in inodes} for link in links):
+            return int(process.name)
+    return None
+
+
+def flock_holder(lock_file: str) -> int | None:
     """The process holding an `flock` on the file, from /proc/locks."""
     inode = os.stat(lock_file).st_ino
     for line in Path("/proc/locks").read_text().splitlines():
@@ -100,7 +137,7 @@ def record_and_read(base: str, token: str, case_id: UUID, count: int) -> None:
         assert read.json()["action_count"] == before + number
 
 
-def test_two_workers_on_one_sqlite_file_serve_reads_of_their_own_writes_and_survive_the_applier(
+def test_two_workers_on_one_store_serve_reads_of_their_own_writes_and_survive_the_applier(
     world: World, database_url: str, served: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
     base, server = served
@@ -110,16 +147,15 @@ def test_two_workers_on_one_sqlite_file_serve_reads_of_their_own_writes_and_surv
     case_id = world.accepted()
     record_and_read(base, token, case_id, 20)
 
-    lock_file = ViewStore(database_url).lock_file("applier")
-    applier = holder_of(lock_file)
+    applier = applier_of(database_url)
     serving = workers(server.pid)
     assert applier in serving  # one worker applies the log; the other only watches
     os.kill(applier, signal.SIGKILL)
     survivor = next(w for w in serving if w != applier)
     deadline = time.monotonic() + 10
-    while holder_of(lock_file) in (None, applier) and time.monotonic() < deadline:
+    while applier_of(database_url) in (None, applier) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert holder_of(lock_file) == survivor  # took over at its next look
+    assert applier_of(database_url) == survivor  # took over at its next look
     record_and_read(base, token, case_id, 20)
 
     connection = ViewStore(database_url).connect()
