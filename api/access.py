@@ -106,6 +106,22 @@ async def acting_cadre(caller: Caller) -> UUID:
     return caller.cadre_id
 
 
+@dataclass(frozen=True)
+class Acting:
+    """Whom a command is recorded as, and the unit subtrees the key limits it to (none: no limit)."""
+
+    cadre_id: UUID
+    within: frozenset[UUID]
+
+
+async def acting(caller: Caller) -> Acting:
+    """The key's cadre, limited to the key's units if it is an inspector's key: an inspector key
+    reaches no further with its inquiries than with its reads."""
+    cadre_id = await acting_cadre(caller)
+    within = frozenset(caller.scope_unit_ids) if caller.kind is PrincipalKind.INSPECTOR else frozenset()
+    return Acting(cadre_id, within)
+
+
 def administrator(request: Request, caller: Caller) -> Principal:
     """An administrator's key whose cadre is in service and still holds the administrator role."""
     if caller.kind is not PrincipalKind.ADMINISTRATOR or caller.cadre_id is None:

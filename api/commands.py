@@ -3,7 +3,7 @@
 Each route below names a `Ledger` command, where it lives, and an example. The request
 body is a model built from the command's parameters (those not in the path) plus the
 context every event carries: `narrative`, and optionally `occurred_at`, `evidence` and
-`correlation_id`. There is no actor field: the actor is the key's cadre (`acting_cadre`).
+`correlation_id`. There is no actor field: the actor is the key's cadre (`acting`).
 
 - `Idempotency-Key` becomes the command id: a retry answers with the first answer (and
   `Idempotent-Replayed: true`); another command under the same key is 409.
@@ -29,7 +29,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from api.access import acting_cadre
+from api.access import Acting, acting
 from api.lean import CommandRoute
 from api.problems import PRECONDITION_MALFORMED, ApiProblem, documented
 from domain.errors import VersionConflict
@@ -343,7 +343,7 @@ def _endpoint(route: Route) -> tuple[Callable[..., Response], type[BaseModel]]:
 
     def endpoint(request: Request, **arguments: Any) -> Response:
         body: Context = arguments.pop("body")
-        actor: UUID = arguments.pop("actor")
+        actor: Acting = arguments.pop("actor")
         key: str | None = arguments.pop("idempotency_key")
         if_match = arguments.pop("if_match")
         expected = parse_if_match(if_match)
@@ -351,13 +351,14 @@ def _endpoint(route: Route) -> tuple[Callable[..., Response], type[BaseModel]]:
             raise VersionConflict("If-Match names a record this command creates: it does not exist yet")
         ledger: Ledger = request.app.state.ledger
         ctx = CommandContext(
-            actor_id=actor,
+            actor_id=actor.cadre_id,
             narrative=body.narrative,
             command_id=key,
             correlation_id=body.correlation_id,
             occurred_at=body.occurred_at,
             expected_version=expected,
             evidence=tuple(body.evidence),
+            within=actor.within,
         )
         given = {name: getattr(body, name) for name in body_fields}
         result: CommandResult = getattr(ledger, route.command)(ctx, **arguments, **given)
@@ -378,7 +379,7 @@ def _endpoint(route: Route) -> tuple[Callable[..., Response], type[BaseModel]]:
             inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
             *(inspect.Parameter(name, keyword, annotation=kind) for name, kind in path_types.items()),
             inspect.Parameter("body", keyword, annotation=body_model),
-            inspect.Parameter("actor", keyword, annotation=Annotated[UUID, Depends(acting_cadre)]),
+            inspect.Parameter("actor", keyword, annotation=Annotated[Acting, Depends(acting)]),
             inspect.Parameter("idempotency_key", keyword, annotation=IdempotencyKey, default=None),
             inspect.Parameter(
                 "if_match",

@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.access import acting_cadre, bearer, principal
+from api.access import acting, bearer, principal
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -56,14 +56,14 @@ def lean_handler(route: APIRoute) -> Handler:
     assert dependant.call is not None
     assert not dependant.query_params, "a command takes no query"
     assert not dependant.cookie_params, "a command takes no cookie"
-    assert [d.call for d in dependant.dependencies] == [acting_cadre], "the one dependency is the actor"
+    assert [d.call for d in dependant.dependencies] == [acting], "the one dependency is the actor"
     (body_field,) = dependant.body_params
     endpoint, embed = dependant.call, route._embed_body_fields
     paths, headers = _scalars(dependant.path_params), _scalars(dependant.header_params)
 
     async def handle(request: Request) -> Response:
         body = await _json_body(request)
-        actor = await acting_cadre(await principal(request, await bearer(request)))
+        actor = await acting(await principal(request, await bearer(request)))
         values, errors = _validated(paths, request.path_params)
         given, header_errors = _validated(headers, request.headers)
         content, body_errors = await request_body_to_args([body_field], body, embed)

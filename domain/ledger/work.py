@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from threading import Lock
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -64,6 +64,9 @@ class CommandContext:
     occurred_at: datetime | None = None
     expected_version: int | None = None
     evidence: tuple[Evidence, ...] = ()
+    within: frozenset[UUID] = frozenset()
+    """The unit subtrees the credential is limited to (an inspector key's scope): the actor's
+    jurisdiction narrowed to them. Empty: the cadre's whole jurisdiction."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class Actor:
     posting: Posting
     unit: Unit
     scope: Unit
+    within: frozenset[UUID] = frozenset()
+    """Subtrees the credential limits the actor to (`CommandContext.within`); empty: no limit."""
 
     @property
     def id(self) -> UUID:
@@ -84,8 +89,8 @@ class Actor:
         return self.unit.id
 
     def covers(self, unit: Unit) -> bool:
-        """Whether `unit` lies in the territory this actor's unit acts on."""
-        return self.scope.id in unit.path
+        """Whether `unit` lies in the territory this actor's unit acts on (and the credential reaches)."""
+        return self.scope.id in unit.path and (not self.within or not self.within.isdisjoint(unit.path))
 
     def require(self, role: Role, action: str) -> None:
         if role not in self.cadre.roles:
@@ -259,7 +264,7 @@ class Work:
     @property
     def actor(self) -> Actor:
         if self._actor is None:
-            self._actor = self.resolve_cadre(self.ctx.actor_id)
+            self._actor = replace(self.resolve_cadre(self.ctx.actor_id), within=self.ctx.within)
         return self._actor
 
     def resolve_cadre(self, cadre_id: UUID, at: datetime | None = None) -> Actor:

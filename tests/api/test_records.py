@@ -63,3 +63,37 @@ def test_an_administrator_publishes_a_holiday_calendar(api: Api) -> None:
     answer = api.post("/rules/holidays", body, "admin")
     assert answer.status_code == 200, answer.text
     assert date.fromisoformat(body["holidays"]["holidays"][0]).year == body["holidays"]["year"]
+
+
+def test_an_inspector_key_opens_inquiries_and_records_findings_only_within_its_units(api: Api) -> None:
+    w = api.world
+    mine, theirs = w.accepted(), w.register(actor=w.cadres["henan_clerk"])
+    county = api.keys.create(PrincipalKind.INSPECTOR, cadre_id=w.inspector, scope_unit_ids=[w.county])[1]
+    headers = {"Authorization": f"Bearer {county}"}
+
+    def refused(path: str, body: dict[str, object]) -> None:
+        before = api.positions()
+        answer = api.client.post(path, json=body, headers=headers)
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["type"] == "urn:problem-type:dutyledger:not-allowed"
+        assert api.positions() == before
+
+    refused("/inquiries", {"narrative": "问责调查", "case_ids": [str(mine), str(theirs)]})
+    refused("/inquiries", {"narrative": "问责调查", "cadre_ids": [str(w.cadres["henan_clerk"])]})
+    opened = api.client.post(
+        "/inquiries", json={"narrative": "问责调查", "case_ids": [str(mine)]}, headers=headers
+    )
+    assert opened.status_code == 201, opened.text
+    findings = f"/inquiries/{opened.json()['aggregate_id']}/findings"
+    finding = {
+        "narrative": "受理迟延",
+        "obligation": "delay",
+        "proof": [{"aggregate_id": str(mine), "version": 2}],
+    }
+    refused(findings, finding | {"cadre_id": str(w.cadres["henan_clerk"])})
+    refused(findings, finding | {"cadre_id": str(w.township_clerk), "case_id": str(theirs)})
+    within = finding | {"cadre_id": str(w.township_clerk), "case_id": str(mine)}
+    assert api.client.post(findings, json=within, headers=headers).status_code == 200
+    # The inspector's own cadre key is not limited to units: it reaches the cadre's whole jurisdiction.
+    wide = api.post("/inquiries", {"narrative": "问责调查", "case_ids": [str(theirs)]}, "inspector")
+    assert wide.status_code == 201, wide.text

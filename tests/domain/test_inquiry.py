@@ -299,3 +299,19 @@ def test_a_closed_inquiry_refuses_findings_sanctions_and_closing_again(world: Wo
 def test_only_inspectors_close_inquiries(world: World, case_id: UUID) -> None:
     inquiry_id = open_on(world, case_id)
     world.refuse(RoleRequired, world.county_head, "close_inquiry", inquiry_id=inquiry_id)
+
+
+def test_a_credential_limited_to_units_narrows_where_an_inspector_reaches(
+    world: World, case_id: UUID
+) -> None:
+    elsewhere = world.register(world.cadres["henan_clerk"])
+    county = frozenset({world.county})
+    world.refuse(
+        NotAllowed,
+        world.inspector,
+        "open_inquiry",
+        case_ids=frozenset({elsewhere}),
+        ctx_options={"within": county},
+    )
+    world.do(world.inspector, "open_inquiry", case_ids=frozenset({case_id}), ctx_options={"within": county})
+    world.do(world.inspector, "open_inquiry", case_ids=frozenset({elsewhere}))  # unlimited: the whole city
