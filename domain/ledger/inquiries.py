@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from uuid import UUID
 
 from domain.case import Case
@@ -26,12 +27,7 @@ class InquiryCommands(LedgerCore):
     ) -> UUID:
         """Open an inquiry into cases and/or cadres within the inspector's jurisdiction."""
         work.actor.require(Role.INSPECTOR, "open an inquiry")
-        for case_id in case_ids:
-            case = work.peek(Case, case_id)
-            assert case.unit_id is not None
-            self._check_covered(work, case.unit_id)
-        for cadre_id in cadre_ids:
-            self._check_covered(work, self._last_unit(work, cadre_id))
+        self._check_all_covered(work, case_ids, cadre_ids)
         inquiry = Inquiry.open(work.stamp, work.new_id("inquiry", inquiry_id), case_ids, cadre_ids)
         return work.create(inquiry).id
 
@@ -63,6 +59,8 @@ class InquiryCommands(LedgerCore):
         """Record a sanction imposed for a finding."""
         work.actor.require(Role.INSPECTOR, "record sanctions")
         inquiry = work.target(Inquiry, inquiry_id)
+        if finding_no in inquiry.findings:
+            self._check_covered(work, self._last_unit(work, inquiry.findings[finding_no]))
         inquiry.record_sanction(work.stamp, finding_no, kind)
         return inquiry.id
 
@@ -71,6 +69,7 @@ class InquiryCommands(LedgerCore):
         """Close the inquiry; the narrative is its conclusion."""
         work.actor.require(Role.INSPECTOR, "close inquiries")
         inquiry = work.target(Inquiry, inquiry_id)
+        self._check_all_covered(work, inquiry.case_ids, inquiry.cadre_ids)
         inquiry.close(work.stamp)
         return inquiry.id
 
@@ -84,6 +83,15 @@ class InquiryCommands(LedgerCore):
         cadre = work.peek(Cadre, cadre_id)
         posting = cadre.posting_at(work.occurred_at) or cadre.posting
         return posting.unit_id
+
+    def _check_all_covered(self, work: Work, case_ids: Iterable[UUID], cadre_ids: Iterable[UUID]) -> None:
+        """Every case's unit and every cadre's (last) unit lies within the actor's jurisdiction."""
+        for case_id in case_ids:
+            case = work.peek(Case, case_id)
+            assert case.unit_id is not None
+            self._check_covered(work, case.unit_id)
+        for cadre_id in cadre_ids:
+            self._check_covered(work, self._last_unit(work, cadre_id))
 
     @staticmethod
     def _check_covered(work: Work, unit_id: UUID) -> None:

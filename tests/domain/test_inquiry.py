@@ -66,7 +66,8 @@ def test_an_inquiry_into_an_unknown_case_is_refused(world: World) -> None:
     world.refuse(NotFound, world.inspector, "open_inquiry", case_ids=frozenset({uuid4()}))
 
 
-def test_an_inspector_looks_only_within_their_jurisdiction(world: World) -> None:
+def county_inspector(world: World) -> UUID:
+    """An inspector of a county discipline unit: their jurisdiction is the county, not the city."""
     county_discipline = world.do(
         world.admin,
         "register_unit",
@@ -75,7 +76,7 @@ def test_an_inspector_looks_only_within_their_jurisdiction(world: World) -> None
         kind=UnitKind.DISCIPLINE,
         parent_id=world.county,
     ).aggregate_id
-    county_inspector = world.do(
+    return world.do(
         world.admin,
         "register_cadre",
         name="县纪检员",
@@ -83,15 +84,19 @@ def test_an_inspector_looks_only_within_their_jurisdiction(world: World) -> None
         position="监察员",
         roles=frozenset({Role.INSPECTOR}),
     ).aggregate_id
+
+
+def test_an_inspector_looks_only_within_their_jurisdiction(world: World) -> None:
+    county = county_inspector(world)
     henan_case = world.register(world.henan_clerk)
     world.advance(hours=1)
-    world.refuse(NotAllowed, county_inspector, "open_inquiry", case_ids=frozenset({henan_case}))
-    world.refuse(NotAllowed, county_inspector, "open_inquiry", cadre_ids=frozenset({world.henan_clerk}))
-    inquiry_id = world.do(county_inspector, "open_inquiry", cadre_ids=frozenset({world.handler})).aggregate_id
+    world.refuse(NotAllowed, county, "open_inquiry", case_ids=frozenset({henan_case}))
+    world.refuse(NotAllowed, county, "open_inquiry", cadre_ids=frozenset({world.henan_clerk}))
+    inquiry_id = world.do(county, "open_inquiry", cadre_ids=frozenset({world.handler})).aggregate_id
     world.advance(hours=1)
     proof = (EventRef(aggregate_id=henan_case, version=1),)
     for outside in ({"cadre_id": world.henan_clerk}, {"cadre_id": world.handler, "case_id": henan_case}):
-        world.refuse(NotAllowed, county_inspector, "record_finding", inquiry_id=inquiry_id,
+        world.refuse(NotAllowed, county, "record_finding", inquiry_id=inquiry_id,
                      obligation=Obligation.DELAY, proof=proof, **outside)  # fmt: skip
 
 
@@ -315,3 +320,21 @@ def test_a_credential_limited_to_units_narrows_where_an_inspector_reaches(
     )
     world.do(world.inspector, "open_inquiry", case_ids=frozenset({case_id}), ctx_options={"within": county})
     world.do(world.inspector, "open_inquiry", case_ids=frozenset({elsewhere}))  # unlimited: the whole city
+
+
+def test_an_inspector_sanctions_and_closes_only_within_their_jurisdiction(
+    world: World, case_id: UUID
+) -> None:
+    county = county_inspector(world)
+    inquiry_id = open_on(world, case_id, world.handler, world.henan_clerk)
+    world.advance(hours=1)
+    find(world, inquiry_id, world.henan_clerk, None, EventRef(aggregate_id=case_id, version=2))
+    world.advance(hours=1)
+    world.refuse(
+        NotAllowed, county, "record_sanction", inquiry_id=inquiry_id, finding_no=1, kind=SanctionKind.NOTICE
+    )
+    world.refuse(NotAllowed, county, "close_inquiry", inquiry_id=inquiry_id)
+    world.do(
+        world.inspector, "record_sanction", inquiry_id=inquiry_id, finding_no=1, kind=SanctionKind.NOTICE
+    )
+    world.do(world.inspector, "close_inquiry", inquiry_id=inquiry_id)
