@@ -4,7 +4,8 @@
 registered and accepted over HTTP, a meeting, a dispute, an inquiry, a webhook endpoint) and
 trimmed to one or two items per list. `tests/api/test_examples.py` checks each against its
 operation's response schema, so an answer that changes shape fails a test instead of leaving
-a stale example behind.
+a stale example behind. To refresh one, replace its `value` with a real answer of the changed
+operation (from `make run` and curl, say), trimmed to an item or two per list.
 """
 
 from __future__ import annotations
