@@ -7,14 +7,16 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from api.app import create_app
 from api.examples import EXAMPLES
-from tests.api.conftest import Api
+from api.settings import Settings
 
 
-@pytest.fixture
-def document(api: Api) -> dict[str, Any]:
-    found: dict[str, Any] = api.client.get("/openapi.json").json()
-    return found
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    """The app's OpenAPI document: it depends on the routes only, not on any store."""
+    app = create_app(Settings(database_url="sqlite:///file:openapi-examples?mode=memory&cache=shared"))
+    return app.openapi()
 
 
 def examples_of(content: dict[str, Any], schemas: dict[str, Any]) -> list[Any]:
