@@ -66,7 +66,8 @@ def _inquiry(world: World, case_id: UUID) -> UUID:
     return world.do(world.inspector, "open_inquiry", case_ids=frozenset({case_id})).aggregate_id
 
 
-def _finding(world: World) -> tuple[UUID, UUID]:
+def _finding(world: World) -> UUID:
+    """An inquiry into an accepted case, with one finding against the township clerk."""
     case_id = world.accepted()
     inquiry_id = _inquiry(world, case_id)
     world.do(
@@ -78,7 +79,7 @@ def _finding(world: World) -> tuple[UUID, UUID]:
         proof=(EventRef(aggregate_id=case_id, version=2),),
         case_id=case_id,
     )
-    return inquiry_id, case_id
+    return inquiry_id
 
 
 def _step(world: World, *steps: tuple[str, str, dict[str, Any]]) -> None:
@@ -279,14 +280,14 @@ def record_finding(api: Api) -> Call:
 
 
 def record_sanction(api: Api) -> Call:
-    inquiry_id, _ = _finding(api.world)
+    inquiry_id = _finding(api.world)
     api.world.advance(hours=1)
     body = {"narrative": "诫勉谈话", "kind": "admonishment"}
     return Call("inspector", f"/inquiries/{inquiry_id}/findings/1/sanctions", body)
 
 
 def close_inquiry(api: Api) -> Call:
-    inquiry_id, _ = _finding(api.world)
+    inquiry_id = _finding(api.world)
     api.world.advance(hours=1)
     return Call("inspector", f"/inquiries/{inquiry_id}/close", {"narrative": "调查结论"})
 
