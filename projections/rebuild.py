@@ -81,14 +81,18 @@ def _rebuild_locked(
         shares = default_shares(total)
     if shares > 1 and not (any(view.shareable for view in views) and shareable(ledger, views)):
         shares = 1
-    if shares > 1:
-        fresh = build_in_shares(ledger, views, store, fresh, total, shares, progress)
-    runner = Runner(ledger, views, store, tracks=fresh)
     try:
-        bulk.apply_all(runner, progress)
-        built = dict(runner.tracks)
-    finally:
-        runner.close()
+        if shares > 1:
+            fresh = build_in_shares(ledger, views, store, fresh, total, shares, progress)
+        runner = Runner(ledger, views, store, tracks=fresh)
+        try:
+            bulk.apply_all(runner, progress)
+            built = dict(runner.tracks)
+        finally:
+            runner.close()
+    except BaseException:
+        discard(views, fresh, store)
+        raise
     for view in views:
         swap_in(view, built[view.name], store)
     return {
@@ -113,6 +117,21 @@ def new_generation(view: View, store: ViewStore) -> Track:
         connection.close()
 
 
+def discard(views: Sequence[View], fresh: dict[str, Track], store: ViewStore) -> None:
+    """Drop the tables of a failed rebuild's generations (never live): no disk held until the next swap.
+
+    Their tracking rows stay, so their numbers are not reused; the next swap of each view drops them.
+    """
+    connection = store.connect()
+    try:
+        with connection.schema_change():
+            for view in views:
+                for table in view.tables:
+                    connection.execute(f"DROP TABLE IF EXISTS {table.physical(fresh[view.name].generation)}")
+    finally:
+        connection.close()
+
+
 def swap_in(view: View, track: Track, store: ViewStore) -> None:
     """Index `track`'s generation, make it the live one atomically, and drop every other generation."""
     connection = store.connect()
@@ -133,7 +152,10 @@ def swap_in(view: View, track: Track, store: ViewStore) -> None:
                 (view.name, track.generation),
             )
             point_readers_at(connection, view, track.generation)
-            for old in others:
+        # Each old generation in a transaction of its own, after the swap: dropping a large table
+        # takes as long as walking its pages, and on SQLite the ledger's commands wait for it.
+        for old in others:
+            with connection.schema_change():
                 for table in view.tables:
                     connection.execute(f"DROP TABLE IF EXISTS {table.physical(old.generation)}")
                 connection.execute(

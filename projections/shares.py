@@ -41,6 +41,9 @@ from projections.view import Table, View
 PARALLEL_FROM = 50_000
 """Below this many events a single pass is quicker than starting processes (about 0.6 s each)."""
 
+MERGE_CHUNK = 50_000
+"""SQLite: rows the merge copies per transaction (about a tenth of a second: see `merge`)."""
+
 MAX_SHARES = 8
 """SQLite attaches at most ten databases to one connection; the merge attaches every share, and
 the file of the views built whole beside them."""
@@ -161,24 +164,60 @@ def merge(
     built: list[tuple[Path, dict[str, int]]],
     until: int,
 ) -> dict[str, Track]:
-    """Copy every share into the fresh generations and move their positions to `until`, atomically."""
+    """Copy every share into the fresh generations, then move their positions to `until` at once.
+
+    On SQLite the copy is made in transactions of at most `MERGE_CHUNK` rows: the file has one
+    writer, and the ledger's commands wait for each of them, so the longest wait stays the same
+    however long the log (one transaction would make it grow with the log, past the commands'
+    busy timeout on a few million events). The fresh generations are not live, so no reader
+    sees a merge half done; a merge that fails leaves them to the rebuild to drop.
+    On PostgreSQL, where a copy blocks no writer, copy and claim are one transaction.
+    """
     connection = store.connect()
     try:
-        load = _attached_loader if connection.dialect == "sqlite" else _copying_loader
-        with load(connection, [path for path, _ in built]) as copy, connection.transaction():
-            moved = {}
+        if connection.dialect == "sqlite":
+            with _attached(connection, [path for path, _ in built]):
+                for view in views:
+                    for table in view.tables:
+                        target = table.physical(fresh[view.name].generation)
+                        for source in _sources(view, table, built):
+                            _copy_in_chunks(connection, table, target, source)
+            with connection.transaction():
+                return {view.name: claim(connection, fresh[view.name], until) for view in views}
+        with _copying_loader(connection, [path for path, _ in built]) as copy, connection.transaction():
             for view in views:
                 for table in view.tables:
-                    sources = [
-                        f"share{i}.{table.physical(gens[view.name])}"
-                        for i, (_, gens) in enumerate(built)
-                        if view.name in gens
-                    ]
-                    copy(table.physical(fresh[view.name].generation), _merged(table, sources))
-                moved[view.name] = claim(connection, fresh[view.name], until)
-        return moved
+                    copy(
+                        table.physical(fresh[view.name].generation),
+                        _merged(table, _sources(view, table, built)),
+                    )
+            return {view.name: claim(connection, fresh[view.name], until) for view in views}
     finally:
         connection.close()
+
+
+def _sources(view: View, table: Table, built: list[tuple[Path, dict[str, int]]]) -> list[str]:
+    """The table as each share that built its view holds it, by the name the share is attached under."""
+    return [
+        f"share{i}.{table.physical(gens[view.name])}"
+        for i, (_, gens) in enumerate(built)
+        if view.name in gens
+    ]
+
+
+def _copy_in_chunks(connection: ViewConnection, table: Table, target: str, source: str) -> None:
+    """SQLite: copy the rows of one share's table into the target, `MERGE_CHUNK` rows per transaction.
+
+    Rows of different shares never share a key, but in a table of counts, where they add up.
+    """
+    ((low, high),) = connection.execute(f"SELECT MIN(rowid), MAX(rowid) FROM {source}")
+    if low is None:
+        return
+    adding = "" if table.counter is None else " " + table.adding(target)
+    statement = f"INSERT INTO {target} SELECT * FROM {source} WHERE rowid >= ? AND rowid < ?{adding}"
+    for start in range(low, high + 1, MERGE_CHUNK):
+        with connection.transaction():
+            connection.execute(statement, (start, start + MERGE_CHUNK))
 
 
 def _merged(table: Table, sources: list[str]) -> str:
@@ -190,27 +229,20 @@ def _merged(table: Table, sources: list[str]) -> str:
     return f"SELECT {key}, SUM({table.counter}) AS {table.counter} FROM ({every}) AS shares GROUP BY {key}"
 
 
-Loader = Callable[[str, str], None]
-
-
 @contextmanager
-def _attached_loader(connection: ViewConnection, paths: list[Path]) -> Iterator[Loader]:
-    """SQLite: attach the shares to the target itself and copy with INSERT … SELECT (no Python per row)."""
+def _attached(connection: ViewConnection, paths: list[Path]) -> Iterator[None]:
+    """SQLite: the shares attached to the target as `share0`, `share1`…: copies need no Python per row."""
     for index, path in enumerate(paths):
         connection.execute(f"ATTACH DATABASE ? AS share{index}", (str(path),))
-
-    def copy(target: str, select: str) -> None:
-        connection.execute(f"INSERT INTO {target} {select}")
-
     try:
-        yield copy
+        yield
     finally:
         for index in range(len(paths)):
             connection.execute(f"DETACH DATABASE share{index}")
 
 
 @contextmanager
-def _copying_loader(connection: ViewConnection, paths: list[Path]) -> Iterator[Loader]:
+def _copying_loader(connection: ViewConnection, paths: list[Path]) -> Iterator[Callable[[str, str], None]]:
     """PostgreSQL: read the shares through SQLite and stream their rows in with COPY."""
     source = sqlite3.connect(":memory:")
     for index, path in enumerate(paths):

@@ -36,6 +36,13 @@ class Table:
         statements = [f"CREATE TABLE {table} ({self.columns}, PRIMARY KEY ({', '.join(self.key)}))"]
         return statements + (self.create_indexes(generation) if indexes else [])
 
+    def adding(self, physical: str) -> str:
+        """For a table of counts: the clause that adds an inserted row's count to the row with its key."""
+        value = self.counter
+        assert value is not None, f"{self.name} is not a table of counts"
+        key = ", ".join(self.key)
+        return f"ON CONFLICT ({key}) DO UPDATE SET {value} = {physical}.{value} + excluded.{value}"
+
     def create_indexes(self, generation: int) -> list[str]:
         """Secondary indexes: a rebuild adds them after loading, far cheaper than maintaining them."""
         table = self.physical(generation)
@@ -157,13 +164,11 @@ class Writer:
 
     def increment(self, table: Table, counts: Mapping[tuple[Any, ...], int]) -> None:
         """Add `counts` (keyed by the table's key columns) to its counter column, creating rows as needed."""
-        value = table.counter
-        assert value is not None, f"{table.name} is not a table of counts"
-        name, key = self.table(table), ", ".join(table.key)
+        name = self.table(table)
         placeholders = ", ".join("?" * (len(table.key) + 1))
         self.executemany(
-            f"INSERT INTO {name} ({key}, {value}) VALUES ({placeholders}) "
-            f"ON CONFLICT ({key}) DO UPDATE SET {value} = {name}.{value} + excluded.{value}",
+            f"INSERT INTO {name} ({', '.join(table.key)}, {table.counter}) VALUES ({placeholders}) "
+            + table.adding(name),
             [(*key, count) for key, count in sorted(counts.items())],
         )
 
