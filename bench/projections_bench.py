@@ -16,7 +16,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -24,13 +27,14 @@ from uuid import UUID
 from bench import synthetic
 from domain.case import Intake
 from domain.clock import ManualClock
+from domain.ids import derived_id
 from domain.ledger import CommandContext, Ledger
 from domain.values import Channel
 from projections import VIEWS
 from projections.accountability import cadre_accountability
 from projections.embedded import EmbeddedProjections
 from projections.queries import get_case
-from projections.shares import default_shares
+from projections.shares import MERGE_CHUNK, default_shares
 from projections.store import ViewStore
 
 
@@ -78,6 +82,54 @@ def memory(built: dict[str, float]) -> str:
     if not built["share_peak_mib"]:
         return f"{built['peak_mib']:.0f} MiB"
     return f"{built['peak_mib']:.0f} MiB + {built['share_peak_mib']:.0f} MiB per other share process"
+
+
+@contextmanager
+def writers_timed(database_url: str, every: float = 0.01) -> Iterator[tuple[list[float], list[float]]]:
+    """Record an action every `every` seconds from a thread, timing each (ms): one second before the
+    block (the baseline), then throughout it. Yields both lists, filled once the block ends.
+
+    On SQLite a rebuild shares the file's single writer with the ledger's commands: this is how
+    long a command waits behind the rebuild's transactions (the bench ledger's first clerk acts).
+    """
+    before: list[float] = []
+    during: list[float] = []
+    with Ledger(database_url) as ledger:
+        first: object = ledger.repository.get(derived_id("bench", "case", 0))
+        clerk = first.first_receiver_id  # type: ignore[attr-defined]
+        case_id = ledger.register_case(
+            CommandContext(actor_id=clerk, narrative="登记"),
+            intake=Intake(channel=Channel.VISIT, category="wage_arrears"),
+            petitioner_id=UUID(int=1),
+        ).aggregate_id
+        stop = threading.Event()
+        into = before
+
+        def act() -> None:
+            while not stop.is_set():
+                began = time.perf_counter()
+                ledger.record_action(
+                    CommandContext(actor_id=clerk, narrative="走访"), case_id=case_id, kind="visit"
+                )
+                into.append((time.perf_counter() - began) * 1000)
+                time.sleep(every)
+
+        actor = threading.Thread(target=act)
+        actor.start()
+        time.sleep(1)
+        into = during
+        try:
+            yield before, during
+        finally:
+            stop.set()
+            actor.join()
+
+
+def waits(timings: list[float]) -> str:
+    return (
+        f"p50 {percentile(timings, 0.5):.1f} ms, p99 {percentile(timings, 0.99):.1f} ms, "
+        f"longest {max(timings):.0f} ms"
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -178,10 +230,15 @@ def run(events: int = 1_000_000, small: int = 100_000) -> None:
         began = time.perf_counter()
         synthetic.build(large_url, events).close()
         print(f"built a {events:,} event ledger in {time.perf_counter() - began:.0f} s (synthetic, batched)")
-        large = rebuild_in_fresh_process(large_url)
+        with writers_timed(large_url) as (alone, beside):
+            large = rebuild_in_fresh_process(large_url)
         print(
             f"rebuild of all views at {large['events']:,.0f} events: {large['rate']:8.0f} events/s, "
             f"peak memory {memory(large)} (at {built['events']:,.0f}: {memory(built)})"
+        )
+        print(
+            f"a command every 10 ms during that rebuild: {waits(beside)} "
+            f"(before it: {waits(alone)}; the merge commits every {MERGE_CHUNK:,} rows)"
         )
         with Ledger(large_url) as ledger:
             timings = query_latency(ledger)
