@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from projections.shares import build_in_shares, default_shares
 from projections.store import RebuildRunning, ViewStore
 from projections.tracking import TRACKING, Track, create_generation, ensure_schema, point_readers_at, tracks
 from projections.view import View
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,12 @@ def _rebuild_locked(
         finally:
             runner.close()
     except BaseException:
-        discard(views, fresh, store)
+        try:
+            discard(views, fresh, store)
+        except Exception:  # the rebuild's own error says more (the store may be what failed)
+            log.warning(
+                "could not drop the tables of a failed rebuild; the next swap drops them", exc_info=True
+            )
         raise
     for view in views:
         swap_in(view, built[view.name], store)

@@ -645,6 +645,35 @@ def test_each_hold_commits_the_position_it_reports(world: World, monkeypatch: py
     assert built.position == seen[-1][0] == world.ledger.recorder.max_notification_id()
 
 
+def test_a_failed_single_pass_drops_its_tables_and_keeps_its_own_error_when_dropping_fails_too(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy_cases(world, count=2, actions=1)
+    end = world.ledger.recorder.max_notification_id() or 0
+    store = ViewStore(world.ledger.database_url)
+    with pytest.raises(Boom):
+        rebuild(world.ledger, FailingOnce(world.ledger, fail_at=end), store)
+    [failed] = fresh_tracks(store, "case_state")
+    assert failed.position == 0
+    assert not {table.physical(failed.generation) for table in CaseStateView.tables} & table_names(store)
+
+    def store_gone(*args: Any) -> None:
+        raise OSError("the views' database went away")
+
+    monkeypatch.setattr(rebuilding, "discard", store_gone)
+    with pytest.raises(Boom):  # the rebuild's own error, not the clean-up's
+        rebuild(world.ledger, FailingOnce(world.ledger, fail_at=end), store)
+
+
+def fresh_tracks(store: ViewStore, view: str) -> list[Track]:
+    """The view's generations that are not live (a rebuild's)."""
+    connection = store.connect()
+    try:
+        return [t for t in tracks(connection, view) if not t.live]
+    finally:
+        connection.close()
+
+
 def test_a_failed_rebuild_gives_the_cycle_collector_back_as_it_found_it(world: World) -> None:
     busy_cases(world, count=2, actions=1)
     end = world.ledger.recorder.max_notification_id() or 0
