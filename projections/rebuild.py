@@ -162,12 +162,22 @@ def swap_in(view: View, track: Track, store: ViewStore) -> None:
             point_readers_at(connection, view, track.generation)
         # Each old generation in a transaction of its own, after the swap: dropping a large table
         # takes as long as walking its pages, and on SQLite the ledger's commands wait for it.
+        # The swap has happened: an old generation left behind is dropped by the next one.
         for old in others:
-            with connection.schema_change():
-                for table in view.tables:
-                    connection.execute(f"DROP TABLE IF EXISTS {table.physical(old.generation)}")
-                connection.execute(
-                    f"DELETE FROM {TRACKING} WHERE view = ? AND generation = ?", (view.name, old.generation)
+            try:
+                with connection.schema_change():
+                    for table in view.tables:
+                        connection.execute(f"DROP TABLE IF EXISTS {table.physical(old.generation)}")
+                    connection.execute(
+                        f"DELETE FROM {TRACKING} WHERE view = ? AND generation = ?",
+                        (view.name, old.generation),
+                    )
+            except Exception:
+                log.warning(
+                    "could not drop %s generation %d; the next swap drops it",
+                    view.name,
+                    old.generation,
+                    exc_info=True,
                 )
     finally:
         connection.close()

@@ -665,6 +665,35 @@ def test_a_failed_single_pass_drops_its_tables_and_keeps_its_own_error_when_drop
         rebuild(world.ledger, FailingOnce(world.ledger, fail_at=end), store)
 
 
+def test_an_old_generation_that_cannot_be_dropped_after_the_swap_leaves_the_swap_done_and_goes_at_the_next(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy_cases(world, count=2, actions=1)
+    store = ViewStore(world.ledger.database_url)
+    old = rebuild(world.ledger, CaseStateView(world.ledger), store)
+    kept = {table.physical(old.generation) for table in CaseStateView.tables}
+    real_execute = ViewConnection.execute
+
+    def refusing_drops(connection: ViewConnection, statement: str, params: Any = ()) -> Any:
+        if statement.startswith("DROP TABLE") and any(name in statement for name in kept):
+            raise OSError("the store refused the drop")
+        return real_execute(connection, statement, params)
+
+    monkeypatch.setattr(ViewConnection, "execute", refusing_drops)
+    new = rebuild(world.ledger, CaseStateView(world.ledger), store)
+    monkeypatch.undo()
+    assert new.generation != old.generation
+    connection = store.connect()
+    try:
+        assert live_track(connection, "case_state") == new
+        assert kept <= table_names(store)  # still there, not served
+        rebuild(world.ledger, CaseStateView(world.ledger), store)
+        assert not kept & table_names(store)
+        assert [t.live for t in tracks(connection, "case_state")] == [True]
+    finally:
+        connection.close()
+
+
 def fresh_tracks(store: ViewStore, view: str) -> list[Track]:
     """The view's generations that are not live (a rebuild's)."""
     connection = store.connect()
