@@ -12,7 +12,7 @@ from domain.storage.url import store_env
 from projections import VIEWS, bulk
 from projections.runner import Runner
 from projections.shares import build_in_shares, default_shares
-from projections.store import RebuildRunning, ViewStore
+from projections.store import RebuildRunning, ViewConnection, ViewStore
 from projections.tracking import TRACKING, Track, create_generation, ensure_schema, point_readers_at, tracks
 from projections.view import View
 
@@ -134,10 +134,15 @@ def discard(views: Sequence[View], fresh: dict[str, Track], store: ViewStore) ->
     try:
         with connection.schema_change():
             for view in views:
-                for table in view.tables:
-                    connection.execute(f"DROP TABLE IF EXISTS {table.physical(fresh[view.name].generation)}")
+                drop_tables(connection, view, fresh[view.name].generation)
     finally:
         connection.close()
+
+
+def drop_tables(connection: ViewConnection, view: View, generation: int) -> None:
+    """Drop the view's tables of one generation, those that exist."""
+    for table in view.tables:
+        connection.execute(f"DROP TABLE IF EXISTS {table.physical(generation)}")
 
 
 def swap_in(view: View, track: Track, store: ViewStore) -> None:
@@ -166,8 +171,7 @@ def swap_in(view: View, track: Track, store: ViewStore) -> None:
         for old in others:
             try:
                 with connection.schema_change():
-                    for table in view.tables:
-                        connection.execute(f"DROP TABLE IF EXISTS {table.physical(old.generation)}")
+                    drop_tables(connection, view, old.generation)
                     connection.execute(
                         f"DELETE FROM {TRACKING} WHERE view = ? AND generation = ?",
                         (view.name, old.generation),
