@@ -32,9 +32,10 @@ from domain.ledger import CommandContext, Ledger
 from domain.values import Channel
 from projections import VIEWS
 from projections.accountability import cadre_accountability
+from projections.bulk import CHUNK
 from projections.embedded import EmbeddedProjections
 from projections.queries import get_case
-from projections.shares import MERGE_CHUNK, default_shares
+from projections.shares import default_shares
 from projections.store import ViewStore
 
 
@@ -241,9 +242,13 @@ def run(events: int = 1_000_000, small: int = 100_000) -> None:
             f"rebuild of all views at {large['events']:,.0f} events: {large['rate']:8.0f} events/s, "
             f"peak memory {memory(large)} (at {built['events']:,.0f}: {memory(built)})"
         )
+        print(f"a command every 10 ms during that rebuild: {waits(beside)} (before it: {waits(alone)})")
+        with writers_timed(large_url) as (alone, beside):
+            again = rebuild_in_fresh_process(large_url)
         print(
-            f"a command every 10 ms during that rebuild: {waits(beside)} "
-            f"(before it: {waits(alone)}; the merge commits every {MERGE_CHUNK:,} rows)"
+            f"rebuild again, replacing the live views: {again['rate']:8.0f} events/s; a command every "
+            f"10 ms during it: {waits(beside)} (before it: {waits(alone)}; the merge and the old "
+            f"generation's drop commit every {CHUNK:,} rows)"
         )
         with Ledger(large_url) as ledger:
             timings = query_latency(ledger)

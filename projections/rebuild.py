@@ -132,17 +132,40 @@ def discard(views: Sequence[View], fresh: dict[str, Track], store: ViewStore) ->
     """
     connection = store.connect()
     try:
-        with connection.schema_change():
-            for view in views:
-                drop_tables(connection, view, fresh[view.name].generation)
+        for view in views:
+            drop_tables(connection, view, fresh[view.name].generation)
     finally:
         connection.close()
 
 
 def drop_tables(connection: ViewConnection, view: View, generation: int) -> None:
-    """Drop the view's tables of one generation, those that exist."""
-    for table in view.tables:
-        connection.execute(f"DROP TABLE IF EXISTS {table.physical(generation)}")
+    """Drop the view's tables of one generation, those that exist.
+
+    On SQLite a table is taken apart first: each secondary index dropped on its own, then its rows
+    deleted `bulk.CHUNK` at a time. A drop walks every page of what it drops while holding the
+    file's one write lock, which the ledger's commands wait for: measured at 1M events, 2.6 s for
+    a whole table, at most 0.34 s for an index or a chunk, for the same total. A drop that fails
+    half way leaves tables that are not live, which the next swap drops.
+    """
+    if connection.dialect == "sqlite":
+        for table in view.tables:
+            _take_apart(connection, table.physical(generation))
+    with connection.schema_change():
+        for table in view.tables:
+            connection.execute(f"DROP TABLE IF EXISTS {table.physical(generation)}")
+
+
+def _take_apart(connection: ViewConnection, table: str) -> None:
+    """SQLite: drop the table's secondary indexes and delete its rows, in short transactions."""
+    indexes = connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,)
+    )
+    for (index,) in indexes:
+        with connection.schema_change():
+            connection.execute(f"DROP INDEX IF EXISTS {index}")
+        bulk.let_writers_in()
+    if connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)):
+        bulk.in_chunks(connection, table, f"DELETE FROM {table} WHERE rowid >= ? AND rowid < ?")
 
 
 def swap_in(view: View, track: Track, store: ViewStore) -> None:
@@ -165,13 +188,12 @@ def swap_in(view: View, track: Track, store: ViewStore) -> None:
                 (view.name, track.generation),
             )
             point_readers_at(connection, view, track.generation)
-        # Each old generation in a transaction of its own, after the swap: dropping a large table
-        # takes as long as walking its pages, and on SQLite the ledger's commands wait for it.
-        # The swap has happened: an old generation left behind is dropped by the next one.
+        # Old generations go after the swap, a little at a time (`drop_tables`). The swap has
+        # happened: an old generation left behind is dropped by the next one.
         for old in others:
             try:
+                drop_tables(connection, view, old.generation)
                 with connection.schema_change():
-                    drop_tables(connection, view, old.generation)
                     connection.execute(
                         f"DELETE FROM {TRACKING} WHERE view = ? AND generation = ?",
                         (view.name, old.generation),

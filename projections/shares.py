@@ -41,9 +41,6 @@ from projections.view import Table, View
 PARALLEL_FROM = 50_000
 """Below this many events a single pass is quicker than starting processes (about 0.6 s each)."""
 
-MERGE_CHUNK = 50_000
-"""SQLite: rows the merge copies per transaction (0.1–0.3 s each on a 1M-event ledger: see `merge`)."""
-
 MAX_SHARES = 8
 """SQLite attaches at most ten databases to one connection; the merge attaches every share, and
 the file of the views built whole beside them."""
@@ -166,7 +163,7 @@ def merge(
 ) -> dict[str, Track]:
     """Copy every share into the fresh generations, then move their positions to `until` at once.
 
-    On SQLite the copy is made in transactions of at most `MERGE_CHUNK` rows: the file has one
+    On SQLite the copy is made in transactions of at most `bulk.CHUNK` rows: the file has one
     writer, and the ledger's commands wait for each of them, so the longest wait hardly grows
     with the log (one transaction would make it grow with the log, past the commands'
     busy timeout on a few million events). The fresh generations are not live, so no reader
@@ -206,18 +203,16 @@ def _sources(view: View, table: Table, built: list[tuple[Path, dict[str, int]]])
 
 
 def _copy_in_chunks(connection: ViewConnection, table: Table, target: str, source: str) -> None:
-    """SQLite: copy the rows of one share's table into the target, `MERGE_CHUNK` rows per transaction.
+    """SQLite: copy the rows of one share's table into the target, `bulk.CHUNK` rows per transaction.
 
     Rows of different shares never share a key, but in a table of counts, where they add up.
     """
-    ((low, high),) = connection.execute(f"SELECT MIN(rowid), MAX(rowid) FROM {source}")
-    if low is None:
-        return
     adding = "" if table.counter is None else " " + table.adding(target)
-    statement = f"INSERT INTO {target} SELECT * FROM {source} WHERE rowid >= ? AND rowid < ?{adding}"
-    for start in range(low, high + 1, MERGE_CHUNK):
-        with connection.transaction():
-            connection.execute(statement, (start, start + MERGE_CHUNK))
+    bulk.in_chunks(
+        connection,
+        source,
+        f"INSERT INTO {target} SELECT * FROM {source} WHERE rowid >= ? AND rowid < ?{adding}",
+    )
 
 
 def _merged(table: Table, sources: list[str]) -> str:

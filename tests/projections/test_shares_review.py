@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from projections.tracking import TRACKING, Track, live_track, tracks
 from projections.tracking import claim as real_claim
 from projections.view import Envelope, Table, View, Writer
 from projections.views.case_state import CaseStateView
+from projections.views.case_timeline import CaseTimelineView
 from tests.api.test_cli import dutyledger
 from tests.conftest import POSTGRES_URL, fresh_store
 from tests.projections.replay import assert_views_equal_replay
@@ -182,6 +183,16 @@ def held_by_another_session(
 
 def backend_of(database_url: str) -> str:
     return "sqlite" if database_url.startswith("sqlite") else "postgres"
+
+
+def count(store: ViewStore, query: str) -> int:
+    """The number a query of one number answers."""
+    connection = store.connect()
+    try:
+        [(number,)] = connection.execute(query)
+        return int(number)
+    finally:
+        connection.close()
 
 
 def table_names(store: ViewStore) -> set[str]:
@@ -493,26 +504,18 @@ def test_counts_kept_by_cases_of_several_shares_are_summed_exactly_through_corre
 def test_a_merge_copies_in_transactions_of_a_few_rows_so_the_ledgers_writers_never_wait_for_all_of_it(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On SQLite the merge commits every `MERGE_CHUNK` rows; counts summed across chunks stay exact."""
+    """On SQLite the merge commits every `bulk.CHUNK` rows; counts summed across chunks stay exact."""
     for case_id in cases_in_every_share(world, 2):
         world.do(world.township_clerk, "record_action", case_id=case_id, kind="visit")
     store = ViewStore(world.ledger.database_url)
     single = single_pass(world.ledger, store)
     merged: list[int] = []
-    real_transaction = ViewConnection.transaction
 
-    @contextmanager
-    def counted(connection: ViewConnection) -> Iterator[ViewConnection]:
-        outer = connection.dialect == "sqlite" and not connection.raw.in_transaction
-        before = connection.raw.total_changes if outer else 0
-        with real_transaction(connection) as inside:
-            yield inside
-        attached = outer and any(row[1] == "share0" for row in connection.execute("PRAGMA database_list"))
-        if attached:
-            merged.append(connection.raw.total_changes - before)
+    def merging(connection: ViewConnection) -> bool:
+        return any(row[1] == "share0" for row in connection.execute("PRAGMA database_list"))
 
-    monkeypatch.setattr(sharing, "MERGE_CHUNK", 2)
-    monkeypatch.setattr(ViewConnection, "transaction", counted)
+    monkeypatch.setattr(bulk, "CHUNK", 2)
+    monkeypatch.setattr(ViewConnection, "transaction", counting(merged, merging))
     rebuild_together(world.ledger, build_views(world.ledger), store, shares=2)
     monkeypatch.undo()
     connection = store.connect()
@@ -525,6 +528,25 @@ def test_a_merge_copies_in_transactions_of_a_few_rows_so_the_ledgers_writers_nev
         assert max(merged) <= 2  # …none of more than a chunk
     else:
         assert merged == []  # PostgreSQL: one transaction, which blocks no writer
+
+
+def counting(
+    changes: list[int], when: Callable[[ViewConnection], bool] = lambda _: True
+) -> Callable[[ViewConnection], AbstractContextManager[ViewConnection]]:
+    """A stand-in for `ViewConnection.transaction` that records how many rows each outer SQLite
+    transaction changed (those `when` picks, looking at the connection after the commit)."""
+    real_transaction = ViewConnection.transaction
+
+    @contextmanager
+    def counted(connection: ViewConnection) -> Iterator[ViewConnection]:
+        outer = connection.dialect == "sqlite" and not connection.raw.in_transaction
+        before = connection.raw.total_changes if outer else 0
+        with real_transaction(connection) as inside:
+            yield inside
+        if outer and when(connection):
+            changes.append(connection.raw.total_changes - before)
+
+    return counted
 
 
 def test_events_recorded_between_the_share_build_and_the_merge_are_in_the_swapped_generation(
@@ -668,10 +690,7 @@ def test_a_failed_single_pass_drops_its_tables_and_keeps_its_own_error_when_drop
 def test_an_old_generation_that_cannot_be_dropped_after_the_swap_leaves_the_swap_done_and_goes_at_the_next(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    busy_cases(world, count=2, actions=1)
-    store = ViewStore(world.ledger.database_url)
-    old = rebuild(world.ledger, CaseStateView(world.ledger), store)
-    kept = {table.physical(old.generation) for table in CaseStateView.tables}
+    store, old, kept = rebuilt_once(world, CaseStateView, count=2, actions=1)
     real_execute = ViewConnection.execute
 
     def refusing_drops(connection: ViewConnection, statement: str, params: Any = ()) -> Any:
@@ -692,6 +711,62 @@ def test_an_old_generation_that_cannot_be_dropped_after_the_swap_leaves_the_swap
         assert [t.live for t in tracks(connection, "case_state")] == [True]
     finally:
         connection.close()
+
+
+def test_an_old_generation_is_taken_apart_in_short_transactions_before_its_tables_are_dropped(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the ledger's writers wait for each transaction in its file: none may walk a whole table."""
+    store, _, old_tables = rebuilt_once(world, CaseTimelineView, count=3, actions=2)
+    rows = sum(count(store, f"SELECT COUNT(*) FROM {name}") for name in old_tables)
+    at_drop: dict[str, list[tuple[Any, ...]]] = {}
+    changes: list[int] = []
+    real_execute = ViewConnection.execute
+    real_transaction = ViewConnection.transaction
+
+    def watched(connection: ViewConnection, statement: str, params: Any = ()) -> Any:
+        name = statement.split()[-1]
+        if statement.startswith("DROP TABLE") and name in old_tables and connection.dialect == "sqlite":
+            at_drop[name] = real_execute(
+                connection,
+                f"SELECT (SELECT COUNT(*) FROM {name}), (SELECT COUNT(*) FROM sqlite_master "
+                "WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL)",
+                (name,),
+            )
+        return real_execute(connection, statement, params)
+
+    counted = counting(changes)
+
+    def dropping(*args: Any) -> None:
+        changes.clear()  # only the drop's transactions
+        monkeypatch.setattr(ViewConnection, "transaction", counted)
+        real_drop(*args)
+        monkeypatch.setattr(ViewConnection, "transaction", real_transaction)
+
+    real_drop = rebuilding.drop_tables
+    monkeypatch.setattr(ViewConnection, "execute", watched)
+    monkeypatch.setattr(rebuilding, "drop_tables", dropping)
+    monkeypatch.setattr(bulk, "CHUNK", 2)
+    rebuild(world.ledger, CaseTimelineView(world.ledger), store)
+    monkeypatch.undo()
+    assert not old_tables & table_names(store)
+    if store.dialect == "sqlite":
+        assert at_drop == {name: [(0, 0)] for name in old_tables}  # empty, and no index left to walk
+        assert rows > 10
+        assert sum(changes) == rows  # every row deleted in the drop's transactions…
+        assert max(changes) <= 2  # …none of more than a chunk
+    else:
+        assert at_drop == {}  # PostgreSQL drops a table's files: no pages walked, nothing to split
+
+
+def rebuilt_once(
+    world: World, view: type[View], count: int, actions: int
+) -> tuple[ViewStore, Track, set[str]]:
+    """`view` rebuilt once over a few busy cases: its store, its generation and that generation's tables."""
+    busy_cases(world, count=count, actions=actions)
+    store = ViewStore(world.ledger.database_url)
+    built = rebuild(world.ledger, view(world.ledger), store)
+    return store, built, {table.physical(built.generation) for table in view.tables}
 
 
 def fresh_tracks(store: ViewStore, view: str) -> list[Track]:
