@@ -52,17 +52,24 @@ def rebuild_together(
     store: ViewStore | None = None,
     report: Callable[[Progress], None] | None = None,
     shares: int | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> dict[str, Track]:
     """Rebuild several views in one pass over the log (each event read and decoded once).
 
     The log as it stands is built in `shares` parallel processes (default: one per core on a
     log large enough to pay for them), and the views that cannot be split in one more process
     beside them (see `projections.shares`); whatever is recorded meanwhile is then applied
-    here, and the views are swapped in.
+    here, and the views are swapped in. `report` hears of every commit of the log's events;
+    `stage` of each step as it begins (building, merging, catching up, swapping in a view),
+    since after the last event a large rebuild still merges, indexes and drops for a while.
     """
     store = store or ViewStore(ledger.database_url)
     with store.rebuild_lock([view.name for view in views]):
-        return _rebuild_locked(ledger, views, store, report, shares)
+        return _rebuild_locked(ledger, views, store, report, shares, stage or _silent)
+
+
+def _silent(stage: str) -> None:
+    """Hear of a rebuild's stages and say nothing."""
 
 
 def _rebuild_locked(
@@ -71,6 +78,7 @@ def _rebuild_locked(
     store: ViewStore,
     report: Callable[[Progress], None] | None,
     shares: int | None,
+    stage: Callable[[str], None],
 ) -> dict[str, Track]:
     fresh = {view.name: new_generation(view, store) for view in views}
     total = ledger.recorder.max_notification_id() or 0
@@ -86,7 +94,11 @@ def _rebuild_locked(
         shares = 1
     try:
         if shares > 1:
-            fresh = build_in_shares(ledger, views, store, fresh, total, shares, progress)
+            stage(f"building in {shares} shares")
+            fresh = build_in_shares(ledger, views, store, fresh, total, shares, progress, stage)
+            stage("catching up")
+        else:
+            stage("building")
         runner = Runner(ledger, views, store, tracks=fresh)
         try:
             bulk.apply_all(runner, progress)
@@ -102,6 +114,7 @@ def _rebuild_locked(
             )
         raise
     for view in views:
+        stage(f"swapping in {view.name}")
         swap_in(view, built[view.name], store)
     return {
         name: Track(t.view, t.generation, t.schema_version, t.position, live=True)

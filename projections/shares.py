@@ -61,6 +61,7 @@ def build_in_shares(
     until: int,
     shares: int,
     report: Callable[[int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> dict[str, Track]:
     """Build each view's `fresh` generation up to position `until` in parallel processes.
 
@@ -94,6 +95,8 @@ def build_in_shares(
             except BaseException:
                 _stop_workers(pool)
                 raise
+        if stage:
+            stage("merging the shares")
         return merge(store, views, fresh, list(zip(paths, built, strict=True)), until)
 
 

@@ -93,18 +93,24 @@ def rebuild_views(
         store = view_store(ledger, views_url)
         views = _views(ledger, names)
         with Progress(
-            TextColumn("rebuilding"),
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.fields[rate]:>8.0f} events/s"),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[stage]}"),
         ) as bar:
-            task = bar.add_task("rebuild", total=ledger.recorder.max_notification_id() or 1, rate=0.0)
+            task = bar.add_task(
+                "rebuild", total=ledger.recorder.max_notification_id() or 1, rate=0.0, stage="starting"
+            )
 
             def report(progress: RebuildProgress) -> None:
                 bar.update(task, completed=progress.done, total=max(progress.total, 1), rate=progress.rate)
 
-            built = rebuild_together(ledger, views, store, report=report, shares=shares)
+            def stage(name: str) -> None:
+                bar.update(task, stage=name)
+
+            built = rebuild_together(ledger, views, store, report=report, shares=shares, stage=stage)
+            stage("done")
         for name, track in built.items():
             typer.echo(f"{name}: generation {track.generation} live at position {track.position}")
 

@@ -177,6 +177,8 @@ def test_projections_status_rebuild_and_digest_work_from_the_command_line(
     rebuilt = dutyledger("projections", "rebuild", database_url=database_url)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "case_state: generation" in rebuilt.stdout
+    assert "100%" in rebuilt.stdout
+    assert "done" in rebuilt.stdout  # the bar's last frame names the stage reached
     status = dutyledger("projections", "status", database_url=database_url)
     assert "lag 0" in status.stdout
     first = dutyledger("projections", "digest", database_url=database_url)

@@ -100,6 +100,29 @@ def test_a_rebuild_in_shares_leaves_one_live_generation_and_no_other(world: Worl
     connection.close()
 
 
+@pytest.mark.parametrize(
+    ("shares", "building"),
+    [(1, ["building"]), (2, ["building in 2 shares", "merging the shares", "catching up"])],
+)
+def test_a_rebuild_names_each_stage_as_it_begins_the_swaps_after_the_last_event(
+    world: World, shares: int, building: list[str]
+) -> None:
+    """After the last event a large rebuild still merges, indexes and drops: an operator sees which."""
+    busy_cases(world, count=4, actions=2)
+    stages: list[str] = []
+    positions: list[int] = []
+
+    def report(progress: Any) -> None:
+        positions.append(len(stages))  # how many stages had begun when this commit was reported
+
+    views = build_views(world.ledger)
+    store = ViewStore(world.ledger.database_url)
+    rebuild_together(world.ledger, views, store, report=report, shares=shares, stage=stages.append)
+    assert stages == building + [f"swapping in {view.name}" for view in views]
+    assert positions
+    assert max(positions) <= len(building)  # every commit reported before the first swap
+
+
 @given(st.uuids(), st.integers(min_value=1, max_value=8), st.integers(min_value=0, max_value=10**6))
 def test_every_aggregate_falls_to_exactly_one_share(aggregate: UUID, count: int, until: int) -> None:
     holders = [index for index in range(count) if Share(index, count, until).holds(str(aggregate))]
