@@ -38,7 +38,7 @@ def rebuild(
     store: ViewStore | None = None,
     report: Callable[[Progress], None] | None = None,
 ) -> Track:
-    """Build the view from the start of the log into a new generation, swap it in, drop the old one.
+    """Build the view from the start of the log into a new generation, swap it in, drop the old ones.
 
     Readers query the old generation until the swap; runners following the view notice the
     swap at their next batch and carry on with the new generation from its position.
@@ -60,8 +60,9 @@ def rebuild_together(
     log large enough to pay for them), and the views that cannot be split in one more process
     beside them (see `projections.shares`); whatever is recorded meanwhile is then applied
     here, and the views are swapped in. `report` hears of every commit of the log's events;
-    `stage` of each step as it begins (building, merging, catching up, swapping in a view),
-    since after the last event a large rebuild still merges, indexes and drops for a while.
+    `stage` of each step as it begins (building, merging, catching up, swapping in a view,
+    dropping its old generation), since after the last event a large rebuild still merges,
+    indexes and drops for a while.
     """
     store = store or ViewStore(ledger.database_url)
     with store.rebuild_lock([view.name for view in views]):
@@ -116,6 +117,9 @@ def _rebuild_locked(
     for view in views:
         stage(f"swapping in {view.name}")
         swap_in(view, built[view.name], store)
+    for view in views:  # every view is live before the drops, which take longer
+        stage(f"dropping the old {view.name}")
+        drop_others(view, built[view.name], store)
     return {
         name: Track(t.view, t.generation, t.schema_version, t.position, live=True)
         for name, t in built.items()
@@ -151,14 +155,14 @@ def discard(views: Sequence[View], fresh: dict[str, Track], store: ViewStore) ->
         connection.close()
 
 
-def drop_tables(connection: ViewConnection, view: View, generation: int) -> None:
-    """Drop the view's tables of one generation, those that exist.
+def drop_tables(connection: ViewConnection, view: View, generation: int, *, untrack: bool = False) -> None:
+    """Drop the view's tables of one generation, those that exist, and with `untrack` its tracking row.
 
     On SQLite a table is taken apart first: each secondary index dropped on its own, then its rows
     deleted `bulk.CHUNK` at a time. A drop walks every page of what it drops while holding the
-    file's one write lock, which the ledger's commands wait for: measured at 1M events, 2.6 s for
-    a whole table, at most 0.34 s for an index or a chunk, for the same total. A drop that fails
-    half way leaves tables that are not live, which the next swap drops.
+    file's one write lock, which the ledger's commands wait for: measured at 1M events, 1.0–2.6 s
+    for a whole table (once 5.4 s), at most 0.34 s for an index or a chunk, for about the same
+    total. A drop that fails half way leaves tables that are not live, which the next swap drops.
     """
     if connection.dialect == "sqlite":
         for table in view.tables:
@@ -166,6 +170,10 @@ def drop_tables(connection: ViewConnection, view: View, generation: int) -> None
     with connection.schema_change():
         for table in view.tables:
             connection.execute(f"DROP TABLE IF EXISTS {table.physical(generation)}")
+        if untrack:
+            connection.execute(
+                f"DELETE FROM {TRACKING} WHERE view = ? AND generation = ?", (view.name, generation)
+            )
 
 
 def _take_apart(connection: ViewConnection, table: str) -> None:
@@ -182,7 +190,7 @@ def _take_apart(connection: ViewConnection, table: str) -> None:
 
 
 def swap_in(view: View, track: Track, store: ViewStore) -> None:
-    """Index `track`'s generation, make it the live one atomically, and drop every other generation."""
+    """Index `track`'s generation and make it the live one atomically (`drop_others` then clears the rest)."""
     connection = store.connect()
     try:
         for table in view.tables:
@@ -194,23 +202,28 @@ def swap_in(view: View, track: Track, store: ViewStore) -> None:
                 # the wrong index. Readers get the new tables with statistics from the start.
                 connection.execute(f"ANALYZE {table.physical(track.generation)}")
         with connection.schema_change():
-            others = [t for t in tracks(connection, view.name) if t.generation != track.generation]
             connection.execute(f"UPDATE {TRACKING} SET live = 0 WHERE view = ? AND live = 1", (view.name,))
             connection.execute(
                 f"UPDATE {TRACKING} SET live = 1 WHERE view = ? AND generation = ?",
                 (view.name, track.generation),
             )
             point_readers_at(connection, view, track.generation)
-        # Old generations go after the swap, a little at a time (`drop_tables`). The swap has
-        # happened: an old generation left behind is dropped by the next one.
-        for old in others:
+    finally:
+        connection.close()
+
+
+def drop_others(view: View, track: Track, store: ViewStore) -> None:
+    """Drop every generation of the view but `track`'s, the live one, each a little at a time.
+
+    The swap has happened: a generation that cannot be dropped is logged and left to the next.
+    """
+    connection = store.connect()
+    try:
+        for old in tracks(connection, view.name):
+            if old.generation == track.generation:
+                continue
             try:
-                drop_tables(connection, view, old.generation)
-                with connection.schema_change():
-                    connection.execute(
-                        f"DELETE FROM {TRACKING} WHERE view = ? AND generation = ?",
-                        (view.name, old.generation),
-                    )
+                drop_tables(connection, view, old.generation, untrack=True)
             except Exception:
                 log.warning(
                     "could not drop %s generation %d; the next swap drops it",

@@ -60,8 +60,8 @@ def build_in_shares(
     fresh: dict[str, Track],
     until: int,
     shares: int,
-    report: Callable[[int], None] | None = None,
-    stage: Callable[[str], None] | None = None,
+    report: Callable[[int], None],
+    stage: Callable[[str], None],
 ) -> dict[str, Track]:
     """Build each view's `fresh` generation up to position `until` in parallel processes.
 
@@ -84,8 +84,7 @@ def build_in_shares(
             def watched(done: int) -> None:
                 """Between holds of this process's share: stop at once if another process failed."""
                 _raise_first_failure(others)
-                if report:
-                    report(done)
+                report(done)
 
             try:
                 built = [build_share(ledger, own, paths[0], own_share, watched)]
@@ -95,8 +94,7 @@ def build_in_shares(
             except BaseException:
                 _stop_workers(pool)
                 raise
-        if stage:
-            stage("merging the shares")
+        stage("merging the shares")
         return merge(store, views, fresh, list(zip(paths, built, strict=True)), until)
 
 

@@ -118,7 +118,8 @@ def test_a_rebuild_names_each_stage_as_it_begins_the_swaps_after_the_last_event(
     views = build_views(world.ledger)
     store = ViewStore(world.ledger.database_url)
     rebuild_together(world.ledger, views, store, report=report, shares=shares, stage=stages.append)
-    assert stages == building + [f"swapping in {view.name}" for view in views]
+    swaps = [f"swapping in {view.name}" for view in views]
+    assert stages == building + swaps + [f"dropping the old {view.name}" for view in views]
     assert positions
     assert max(positions) <= len(building)  # every commit reported before the first swap
 

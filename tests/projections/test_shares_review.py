@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from projections.views.case_state import CaseStateView
 from projections.views.case_timeline import CaseTimelineView
 from tests.api.test_cli import dutyledger
 from tests.conftest import POSTGRES_URL, fresh_store
+from tests.projections.commits import counting
 from tests.projections.replay import assert_views_equal_replay
 from tests.projections.test_runner import Boom, FailingOnce, busy_cases
 from tests.projections.test_runtime_review import (
@@ -530,25 +531,6 @@ def test_a_merge_copies_in_transactions_of_a_few_rows_so_the_ledgers_writers_nev
         assert merged == []  # PostgreSQL: one transaction, which blocks no writer
 
 
-def counting(
-    changes: list[int], when: Callable[[ViewConnection], bool] = lambda _: True
-) -> Callable[[ViewConnection], AbstractContextManager[ViewConnection]]:
-    """A stand-in for `ViewConnection.transaction` that records how many rows each outer SQLite
-    transaction changed (those `when` picks, looking at the connection after the commit)."""
-    real_transaction = ViewConnection.transaction
-
-    @contextmanager
-    def counted(connection: ViewConnection) -> Iterator[ViewConnection]:
-        outer = connection.dialect == "sqlite" and not connection.raw.in_transaction
-        before = connection.raw.total_changes if outer else 0
-        with real_transaction(connection) as inside:
-            yield inside
-        if outer and when(connection):
-            changes.append(connection.raw.total_changes - before)
-
-    return counted
-
-
 def test_events_recorded_between_the_share_build_and_the_merge_are_in_the_swapped_generation(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -690,7 +672,7 @@ def test_a_failed_single_pass_drops_its_tables_and_keeps_its_own_error_when_drop
 def test_an_old_generation_that_cannot_be_dropped_after_the_swap_leaves_the_swap_done_and_goes_at_the_next(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store, old, kept = rebuilt_once(world, CaseStateView, count=2, actions=1)
+    store, old, kept = rebuilt_once(world, CaseStateView, cases=2, actions=1)
     real_execute = ViewConnection.execute
 
     def refusing_drops(connection: ViewConnection, statement: str, params: Any = ()) -> Any:
@@ -717,53 +699,68 @@ def test_an_old_generation_is_taken_apart_in_short_transactions_before_its_table
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On SQLite the ledger's writers wait for each transaction in its file: none may walk a whole table."""
-    store, _, old_tables = rebuilt_once(world, CaseTimelineView, count=3, actions=2)
+    store, _, old_tables = rebuilt_once(world, CaseTimelineView, cases=3, actions=2)
     rows = sum(count(store, f"SELECT COUNT(*) FROM {name}") for name in old_tables)
-    at_drop: dict[str, list[tuple[Any, ...]]] = {}
+    steps: list[tuple[str, str]] = []
+    left: list[tuple[Any, ...]] = []  # rows the table still held when dropped
     changes: list[int] = []
     real_execute = ViewConnection.execute
     real_transaction = ViewConnection.transaction
 
     def watched(connection: ViewConnection, statement: str, params: Any = ()) -> Any:
-        name = statement.split()[-1]
-        if statement.startswith("DROP TABLE") and name in old_tables and connection.dialect == "sqlite":
-            at_drop[name] = real_execute(
-                connection,
-                f"SELECT (SELECT COUNT(*) FROM {name}), (SELECT COUNT(*) FROM sqlite_master "
-                "WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL)",
-                (name,),
-            )
+        for name in old_tables:
+            if statement.startswith(f"DROP INDEX IF EXISTS {name}_i"):
+                steps.append(("drop index", name))
+            elif statement.startswith(f"DELETE FROM {name} "):
+                steps.append(("delete rows", name))
+            elif statement == f"DROP TABLE IF EXISTS {name}":
+                steps.append(("drop table", name))
+                if connection.dialect == "sqlite":
+                    left.extend(real_execute(connection, f"SELECT COUNT(*) FROM {name}"))
         return real_execute(connection, statement, params)
 
     counted = counting(changes)
 
-    def dropping(*args: Any) -> None:
+    def dropping(*args: Any, **kwargs: Any) -> None:
         changes.clear()  # only the drop's transactions
         monkeypatch.setattr(ViewConnection, "transaction", counted)
-        real_drop(*args)
+        real_drop(*args, **kwargs)
         monkeypatch.setattr(ViewConnection, "transaction", real_transaction)
 
     real_drop = rebuilding.drop_tables
     monkeypatch.setattr(ViewConnection, "execute", watched)
     monkeypatch.setattr(rebuilding, "drop_tables", dropping)
     monkeypatch.setattr(bulk, "CHUNK", 2)
-    rebuild(world.ledger, CaseTimelineView(world.ledger), store)
+    new = rebuild(world.ledger, CaseTimelineView(world.ledger), store)
     monkeypatch.undo()
     assert not old_tables & table_names(store)
-    if store.dialect == "sqlite":
-        assert at_drop == {name: [(0, 0)] for name in old_tables}  # empty, and no index left to walk
-        assert rows > 10
-        assert sum(changes) == rows  # every row deleted in the drop's transactions…
-        assert max(changes) <= 2  # …none of more than a chunk
-    else:
-        assert at_drop == {}  # PostgreSQL drops a table's files: no pages walked, nothing to split
+    connection = store.connect()
+    try:
+        assert [t.generation for t in tracks(connection, "case_timeline")] == [new.generation]
+    finally:
+        connection.close()
+    [timeline] = old_tables
+    if store.dialect == "postgres":  # a drop removes the table's files: no pages walked, nothing to split
+        assert steps == [("drop table", timeline)]
+        return
+    kinds = [kind for kind, _ in steps]
+    indexes = len(CaseTimelineView.tables[0].indexes)
+    assert kinds[:indexes] == ["drop index"] * indexes  # the indexes first: deleting rows then updates none
+    assert kinds[indexes:-1] == ["delete rows"] * (len(kinds) - indexes - 1)
+    assert kinds[-1] == "drop table"
+    assert left == [(0,)]  # of a table already empty
+    assert rows > 10
+    assert (
+        sum(changes) == rows + 1
+    )  # every row deleted in the drop's own transactions (and its tracking row)…
+    assert max(changes) <= 2  # …none of more than a chunk
 
 
 def rebuilt_once(
-    world: World, view: type[View], count: int, actions: int
+    world: World, view: type[View], cases: int, actions: int
 ) -> tuple[ViewStore, Track, set[str]]:
     """`view` rebuilt once over a few busy cases: its store, its generation and that generation's tables."""
-    busy_cases(world, count=count, actions=actions)
+    busy_cases(world, count=cases, actions=actions)
     store = ViewStore(world.ledger.database_url)
     built = rebuild(world.ledger, view(world.ledger), store)
     return store, built, {table.physical(built.generation) for table in view.tables}
