@@ -91,7 +91,12 @@ def verify(
         store = CheckpointStore(ledger.database_url)
         views = view_store(ledger, views_url).connect()
         try:
-            report = LocalCheck(ledger, views, store.all(), store.verifiers()).run()
+            ensure_schema(views)
+            # One snapshot of the views for the whole check: a rebuild that swaps in a new Merkle
+            # log meanwhile and drops the old one (on SQLite a chunk at a time) changes nothing it
+            # reads, so its leaves never look missing half way.
+            with views.snapshot():
+                report = LocalCheck(ledger, views, store.all(), store.verifiers()).run()
         finally:
             views.close()
             store.close()
@@ -223,7 +228,10 @@ class Report:
 
 
 class LocalCheck:
-    """One streaming pass over the stored events, against the checkpoints and the stored leaves."""
+    """One streaming pass over the stored events, against the checkpoints and the stored leaves.
+
+    `views` should be in a snapshot (`ViewConnection.snapshot`) with the tracking table in place.
+    """
 
     def __init__(
         self,
@@ -240,7 +248,6 @@ class LocalCheck:
         self.unsigned: set[int] = set()
         """The sizes of the checkpoints whose signature does not verify."""
         self.root_failures: list[StoredCheckpoint] = []
-        ensure_schema(views)
         merkle = live_track(views, MerkleLogView.name)
         current = merkle is not None and merkle.schema_version == MerkleLogView.schema_version
         self.leaves = MERKLE_NODES.physical(merkle.generation) if merkle and current else None

@@ -15,6 +15,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +29,10 @@ import pytest
 
 from api.app import create_app
 from api.cli import main
-from api.cli.verify import UNENCODABLE, keys_file, leaf_hash_of, recorded_at
+from api.cli.verify import UNENCODABLE, LocalCheck, keys_file, leaf_hash_of, recorded_at
 from api.keys import PrincipalKind
 from api.settings import Settings
+from domain.ledger import Ledger
 from domain.storage.commands import LogRow
 from projections import build_views
 from projections.merkle.checkpoints import Checkpointer, CheckpointStore, create_key_file
@@ -37,8 +40,11 @@ from projections.merkle.hashing import leaf_hash
 from projections.merkle.leaf import leaf_bytes, recorded_at_of
 from projections.merkle.note import Checkpoint, Signer
 from projections.merkle.store import NodeReader
+from projections.rebuild import rebuild
 from projections.runner import Runner
 from projections.store import ViewStore
+from projections.tracking import live_track
+from projections.views.merkle_log import MerkleLogView
 from tests.api.live import serving
 from tests.support import World
 
@@ -242,6 +248,49 @@ def test_an_untouched_log_verifies(signed: Signed, capsys: pytest.CaptureFixture
     store.close()
     assert latest is not None
     assert base64.b64encode(latest.checkpoint.root).decode() in said
+
+
+def test_a_rebuild_of_the_merkle_log_during_a_check_changes_nothing_the_check_reads(
+    signed: Signed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The check reads the views in one snapshot: the old leaves dropped meanwhile are not missing leaves."""
+    events = len(signed.ledger_rows)
+    store = ViewStore(signed.database_url)
+    watcher = store.connect()
+    old = live_track(watcher, "merkle_log")
+    assert old is not None
+    real_stored_leaves = LocalCheck._stored_leaves
+    rebuilding: list[threading.Thread] = []
+    other = Ledger(signed.database_url)
+
+    def rebuild_meanwhile(check: LocalCheck, start: int, end: int) -> dict[int, bytes]:
+        if not rebuilding:  # at the first page: swap in a new Merkle log and drop the one being read
+            rebuilding.append(threading.Thread(target=rebuild, args=(other, MerkleLogView(other), store)))
+            rebuilding[0].start()
+            # SQLite: the old generation is taken apart and dropped while the check reads it.
+            # PostgreSQL: the swap commits; the drop waits for the check's snapshot to end.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                live = live_track(watcher, "merkle_log")
+                swapped = live is not None and live.generation != old.generation
+                if swapped and (store.dialect == "postgres" or not rebuilding[0].is_alive()):
+                    break
+                time.sleep(0.01)
+        return real_stored_leaves(check, start, end)
+
+    monkeypatch.setattr(LocalCheck, "_stored_leaves", rebuild_meanwhile)
+    try:
+        status, said = verify("--database-url", signed.database_url, capsys=capsys)
+    finally:
+        for thread in rebuilding:
+            thread.join(timeout=60)
+        watcher.close()
+        other.close()
+    assert rebuilding, "the check never read a page of leaves"
+    assert not rebuilding[0].is_alive()
+    assert status == 0, said
+    assert f"{events} leaves match" in said
+    assert "lacks" not in said
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))
