@@ -16,7 +16,7 @@ from projections.rebuild import Progress as RebuildProgress
 from projections.rebuild import ensure_current, rebuild_together
 from projections.runner import Runner
 from projections.shares import MAX_SHARES, PARALLEL_FROM
-from projections.tracking import ensure_schema, live_track
+from projections.tracking import ensure_schema, tracks
 from projections.view import View
 
 app = typer.Typer(help="Operate the views (read models) built from the event log.", no_args_is_help=True)
@@ -35,15 +35,21 @@ def status(database_url: str | None = DatabaseUrlOption, views_url: str | None =
         ensure_schema(connection)
         typer.echo(f"log position {end}")
         for view in build_views(ledger):
-            track = live_track(connection, view.name)
+            generations = tracks(connection, view.name)
+            track = next((t for t in generations if t.live), None)
             if track is None:
                 typer.echo(f"{view.name:<22} not built yet (lag {end})")
-                continue
-            schema = "current" if track.schema_version == view.schema_version else "STALE: rebuild"
-            typer.echo(
-                f"{view.name:<22} generation {track.generation}  schema {schema:<14} "
-                f"position {track.position}  lag {max(end - track.position, 0)}"
-            )
+            else:
+                schema = "current" if track.schema_version == view.schema_version else "STALE: rebuild"
+                typer.echo(
+                    f"{view.name:<22} generation {track.generation}  schema {schema:<14} "
+                    f"position {track.position}  lag {max(end - track.position, 0)}"
+                )
+            for other in (t for t in generations if not t.live):
+                typer.echo(
+                    f"{'':<22} also generation {other.generation} at position {other.position}, not live: "
+                    "a rebuild under way, or one that failed (the view's next swap drops it)"
+                )
         connection.close()
 
 

@@ -15,7 +15,9 @@ import pytest
 from domain.clock import ManualClock
 from domain.ledger import Ledger
 from projections import VIEWS
+from projections.rebuild import new_generation
 from projections.store import ViewStore
+from projections.views.case_state import CaseStateView
 from tests.support import World, build_world
 
 
@@ -187,6 +189,23 @@ def test_projections_status_rebuild_and_digest_work_from_the_command_line(
     second = dutyledger("projections", "digest", database_url=database_url)
     assert first.stdout == second.stdout
     assert "rows 1 " in first.stdout
+
+
+def test_status_names_a_generation_that_is_not_live_so_an_operator_knows_what_holds_the_disk(
+    populated: World, database_url: str
+) -> None:
+    assert dutyledger("projections", "rebuild", "case_state", database_url=database_url).returncode == 0
+    store = ViewStore(database_url)
+    left = new_generation(CaseStateView(populated.ledger), store)  # as a rebuild under way, or failed, leaves
+    status = dutyledger("projections", "status", database_url=database_url)
+    assert status.returncode == 0, status.stderr
+    assert (
+        f"also generation {left.generation} at position 0, not live: a rebuild under way, or one that failed"
+        in status.stdout
+    )
+    rebuilt = dutyledger("projections", "rebuild", "case_state", database_url=database_url)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "also generation" not in dutyledger("projections", "status", database_url=database_url).stdout
 
 
 def test_a_rebuild_while_another_process_rebuilds_the_view_is_refused_in_one_line(
