@@ -195,7 +195,7 @@ def swap_in(view: View, track: Track, store: ViewStore) -> None:
     try:
         for table in view.tables:
             for statement in table.create_indexes(track.generation):
-                connection.execute(statement)
+                _build_index(connection, statement)
             if store.dialect == "postgres":
                 # Bulk-loaded tables have no column statistics until autovacuum comes by: the
                 # planner then guessed one row per cadre and filtered thousands of facts through
@@ -210,6 +210,23 @@ def swap_in(view: View, track: Track, store: ViewStore) -> None:
             point_readers_at(connection, view, track.generation)
     finally:
         connection.close()
+
+
+def _build_index(connection: ViewConnection, statement: str) -> None:
+    """Build one index: on SQLite as a transaction of its own, queued with the ledger's writers.
+
+    A statement outside a transaction takes SQLite's write lock without meeting the ledger's
+    commands in their queue (`domain.storage.writers`): a command then waits in SQLite's busy
+    handler, which sleeps, and may wake to find the next index being built. In the queue it
+    takes the lock between two. Measured at 1M events, one run each: the longest wait of a
+    command during the index builds 1.16 s, against 1.38 s outside the queue.
+    """
+    if connection.dialect != "sqlite":
+        connection.execute(statement)
+        return
+    with connection.transaction():
+        connection.execute(statement)
+    bulk.let_writers_in()
 
 
 def drop_others(view: View, track: Track, store: ViewStore) -> None:

@@ -39,7 +39,7 @@ from projections.tracking import TRACKING, Track, live_track, tracks
 from projections.tracking import claim as real_claim
 from projections.view import Envelope, Table, View, Writer
 from projections.views.case_state import CaseStateView
-from projections.views.case_timeline import CaseTimelineView
+from projections.views.case_timeline import CASE_TIMELINE, CaseTimelineView
 from tests.api.test_cli import dutyledger
 from tests.conftest import POSTGRES_URL, fresh_store
 from tests.projections.commits import counting
@@ -754,6 +754,36 @@ def test_an_old_generation_is_taken_apart_in_short_transactions_before_its_table
         sum(changes) == rows + 1
     )  # every row deleted in the drop's own transactions (and its tracking row)…
     assert max(changes) <= 2  # …none of more than a chunk
+
+
+def test_each_index_of_a_swap_is_built_on_sqlite_in_a_transaction_of_its_own_queued_with_the_writers(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So a command waiting for the write lock meets the index builds in the queue, and goes between two."""
+    store, _, _ = rebuilt_once(world, CaseTimelineView, cases=2, actions=1)
+    began: list[int] = []
+    builds: list[tuple[str, bool, int]] = []  # statement, the writers' lock held, transactions begun before
+    real_execute = ViewConnection.execute
+    real_transaction = ViewConnection.transaction
+
+    def counted(connection: ViewConnection) -> Any:
+        began.append(1)
+        return real_transaction(connection)
+
+    def watched(connection: ViewConnection, statement: str, params: Any = ()) -> Any:
+        if statement.startswith("CREATE INDEX"):
+            queued = connection.writers is not None and connection.writers.locked()
+            builds.append((statement, queued and connection.raw.in_transaction, len(began)))
+        return real_execute(connection, statement, params)
+
+    monkeypatch.setattr(ViewConnection, "transaction", counted)
+    monkeypatch.setattr(ViewConnection, "execute", watched)
+    new = rebuild(world.ledger, CaseTimelineView(world.ledger), store)
+    monkeypatch.undo()
+    assert [statement for statement, _, _ in builds] == CASE_TIMELINE.create_indexes(new.generation)
+    if store.dialect == "sqlite":
+        assert all(queued for _, queued, _ in builds)
+        assert len({before for _, _, before in builds}) == len(builds)  # one transaction each
 
 
 def rebuilt_once(
