@@ -429,8 +429,11 @@ def test_an_administrators_endpoint_is_sent_nothing_more_once_its_cadre_no_longe
     hooks.register()
     eventually(caught_up(hooks, watching["id"]))
     eventually(lambda: endpoint(hooks, created["id"])["disabled_at"] is not None)
-    assert control.delivered
-    assert receiver.received == []
+    stripped = max(d.event["logindex"] for d in control.delivered if str(deputy) in d.event["subject"])
+    # What was recorded before the role went may have been sent while the cadre still held it
+    # (an endpoint starts where the feed stood, and the feed may not yet hold the cadre's own
+    # registration); nothing from the role's removal on is.
+    assert all(d.event["logindex"] < stripped for d in receiver.received)
 
 
 def test_an_administrator_stripped_of_the_role_while_a_page_is_read_is_sent_none_of_it(
