@@ -46,7 +46,7 @@ def in_chunks(connection: ViewConnection, table: str, statement: str) -> None:
 
 PAUSE = 0.005
 """Seconds a rebuild waits after each chunk (`in_chunks`), each hold (`apply_all`) and each index it
-drops in the ledger's file, before its next transaction there."""
+builds or drops in the ledger's file, before its next transaction there."""
 
 
 def let_writers_in() -> None:
