@@ -131,6 +131,14 @@ def writers_timed(database_url: str, every: float = 0.01) -> Iterator[tuple[list
     assert not refused, f"{len(refused)} commands refused during the rebuild, the first: {refused[0]}"
 
 
+def rebuild_beside_commands(database_url: str) -> tuple[dict[str, float], str]:
+    """`rebuild_in_fresh_process` with `writers_timed` around it: its figures, and the commands' waits
+    during it beside those of the second before."""
+    with writers_timed(database_url) as (alone, beside):
+        built = rebuild_in_fresh_process(database_url)
+    return built, f"{waits(beside)} (before it: {waits(alone)})"
+
+
 def waits(timings: list[float]) -> str:
     return (
         f"p50 {percentile(timings, 0.5):.1f} ms, p99 {percentile(timings, 0.99):.1f} ms, "
@@ -236,19 +244,17 @@ def run(events: int = 1_000_000, small: int = 100_000) -> None:
         began = time.perf_counter()
         synthetic.build(large_url, events).close()
         print(f"built a {events:,} event ledger in {time.perf_counter() - began:.0f} s (synthetic, batched)")
-        with writers_timed(large_url) as (alone, beside):
-            large = rebuild_in_fresh_process(large_url)
+        large, commands = rebuild_beside_commands(large_url)
         print(
             f"rebuild of all views at {large['events']:,.0f} events: {large['rate']:8.0f} events/s, "
             f"peak memory {memory(large)} (at {built['events']:,.0f}: {memory(built)})"
         )
-        print(f"a command every 10 ms during that rebuild: {waits(beside)} (before it: {waits(alone)})")
-        with writers_timed(large_url) as (alone, beside):
-            again = rebuild_in_fresh_process(large_url)
+        print(f"a command every 10 ms during that rebuild: {commands}")
+        again, commands = rebuild_beside_commands(large_url)
         print(
             f"rebuild again, replacing the live views: {again['rate']:8.0f} events/s; a command every "
-            f"10 ms during it: {waits(beside)} (before it: {waits(alone)}; the merge and the old "
-            f"generation's drop commit every {CHUNK:,} rows)"
+            f"10 ms during it: {commands} (the merge and the old generation's drop commit every "
+            f"{CHUNK:,} rows)"
         )
         with Ledger(large_url) as ledger:
             timings = query_latency(ledger)

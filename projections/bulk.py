@@ -39,9 +39,15 @@ def in_chunks(connection: ViewConnection, table: str, statement: str) -> None:
     if low is None:
         return
     for start in range(low, high + 1, CHUNK):
-        with connection.transaction():
-            connection.execute(statement, (start, start + CHUNK))
-        let_writers_in()
+        alone(connection, statement, (start, start + CHUNK))
+
+
+def alone(connection: ViewConnection, statement: str, params: tuple[object, ...] = ()) -> None:
+    """SQLite: run one statement as a transaction of its own, queued with the ledger's writers,
+    then let them in (`let_writers_in`)."""
+    with connection.transaction():
+        connection.execute(statement, params)
+    let_writers_in()
 
 
 PAUSE = 0.005
