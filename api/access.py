@@ -151,8 +151,9 @@ class ReadScope:
     everything: bool
     unit_ids: frozenset[UUID] = frozenset()
     cadre_id: UUID | None = None
-    own_unit_id: UUID | None = None
-    """The unit the reader serves in (to tell whether it is accused)."""
+    served: frozenset[UUID] = frozenset()
+    """Every unit the reader has served in, their present one included (to tell whether a petition
+    accuses them: `domain.case.accuses`)."""
 
     def covers(self, unit_path: tuple[UUID, ...]) -> bool:
         """Whether a unit, given by its path from the root, lies in a readable subtree."""
@@ -178,10 +179,11 @@ class ReadScope:
             )
 
     def accused_in(self, case: CaseRow) -> bool:
-        """Whether the reader is accused in the case, by the rule of recusal (their person or their unit)."""
-        if self.cadre_id is None or self.own_unit_id is None:
+        """Whether the reader is accused in the case, by the rule of recusal (their person, or a unit
+        they serve or served in)."""
+        if self.cadre_id is None:
             return False
-        return accuses(case.accused_cadre_ids, case.accused_unit_ids, self.cadre_id, self.own_unit_id)
+        return accuses(case.accused_cadre_ids, case.accused_unit_ids, self.cadre_id, self.served)
 
 
 async def read_scope(request: Request, caller: Caller) -> ReadScope:
@@ -199,14 +201,14 @@ def _read_scope(request: Request, caller: Caller) -> ReadScope:
         actor = ledger.actor_at(caller.cadre_id)
     except (NotFound, NotActive) as error:
         raise ApiProblem(FORBIDDEN, f"this key's cadre cannot read: {error.detail}") from None
-    own = actor.unit_id
+    served = actor.units_served
     role = KIND_ROLES.get(caller.kind)
     if role is not None and role not in actor.cadre.roles:
         raise ApiProblem(FORBIDDEN, f"this key's cadre no longer holds the {role} role")
     if caller.kind is PrincipalKind.ADMINISTRATOR:
-        return ReadScope(everything=True, cadre_id=caller.cadre_id, own_unit_id=own)
+        return ReadScope(everything=True, cadre_id=caller.cadre_id, served=served)
     units = caller.scope_unit_ids if caller.kind is PrincipalKind.INSPECTOR else frozenset({actor.scope.id})
-    return ReadScope(everything=False, unit_ids=units, cadre_id=caller.cadre_id, own_unit_id=own)
+    return ReadScope(everything=False, unit_ids=units, cadre_id=caller.cadre_id, served=served)
 
 
 Reader = Annotated[ReadScope, Depends(read_scope)]
@@ -226,7 +228,7 @@ def feed_filter(request: Request, caller: Caller) -> FeedFilter:
 def administrators_filter(ledger: Ledger, cadre_id: UUID) -> FeedFilter:
     """The whole feed, less what would show this administrator an accusation against them
     (`api.feed.withholding`); their cadre must be serving (`why_not_administering`)."""
-    return FeedFilter(recused=Recusal(cadre_id, ledger.actor_at(cadre_id).unit_id))
+    return FeedFilter(recused=Recusal(cadre_id, ledger.actor_at(cadre_id).units_served))
 
 
 def key_filter(caller: Principal) -> FeedFilter:

@@ -112,8 +112,8 @@ def case_lifecycle(world: World, rng: random.Random, number: int, registered: da
         derived_id("bench", "petitioner", number % 50_000),
     )
     case.accept(by(), deadlines, earlier_case_final=False)
-    case.assign_handler(by(), Appointee(clerk, town))
-    case.appoint_owning_leader(by(), Appointee(leader, town, is_leader=True))
+    case.assign_handler(by(), Appointee(clerk, town, frozenset({town})))
+    case.appoint_owning_leader(by(), Appointee(leader, town, frozenset({town}), is_leader=True))
     for _ in range(rng.randint(2, 5)):
         case.record_action(by(hours=60), rng.choice(["visit", "talk", "coordination", "mediation"]))
     case.issue_reply(by(hours=100), rng.choice(list(ReplyOutcome)), deadlines)

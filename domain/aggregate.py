@@ -100,7 +100,7 @@ class LedgerAggregate(BaseAggregate[UUID]):
             changes=checked,
         )
 
-    def check_recusal(self, actor_id: UUID, unit_id: UUID) -> None:
+    def check_recusal(self, actor_id: UUID, served: frozenset[UUID]) -> None:
         """Refuse an actor who must not act on this aggregate (a case's accused); by default nobody."""
 
     def business_start(self) -> tuple[datetime, str] | None:

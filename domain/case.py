@@ -105,15 +105,20 @@ class Appointee:
 
     cadre_id: UUID
     unit_id: UUID
+    served: frozenset[UUID]
+    """Every unit the cadre has served in, `unit_id` included (`domain.case.accuses`)."""
     is_leader: bool = False
 
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-def accuses(cadre_ids: Iterable[UUID], unit_ids: Iterable[UUID], cadre_id: UUID, unit_id: UUID) -> bool:
-    """Whether a petition against these cadres and units accuses this cadre serving in this unit (Art. 28)."""
-    return cadre_id in set(cadre_ids) or unit_id in set(unit_ids)
+def accuses(
+    cadre_ids: Iterable[UUID], unit_ids: Iterable[UUID], cadre_id: UUID, served: Iterable[UUID]
+) -> bool:
+    """Whether a petition against these cadres and units accuses this cadre, who has served in the
+    units `served` (Art. 28): a transfer out of an accused unit does not end the conflict."""
+    return cadre_id in set(cadre_ids) or not set(unit_ids).isdisjoint(served)
 
 
 OPEN = frozenset({CaseStatus.REGISTERED, CaseStatus.ACCEPTED, CaseStatus.REPLIED})
@@ -839,8 +844,8 @@ class Case(LedgerAggregate):
         """Whether the case was assigned to this cadre (handler, responsible person, owning leader)."""
         return cadre_id in (self.handler_id, self.responsible_cadre_id, self.owning_leader_id)
 
-    def is_accused(self, cadre_id: UUID, unit_id: UUID) -> bool:
-        return accuses(self.accused_cadre_ids, self.accused_unit_ids, cadre_id, unit_id)
+    def is_accused(self, cadre_id: UUID, served: Iterable[UUID]) -> bool:
+        return accuses(self.accused_cadre_ids, self.accused_unit_ids, cadre_id, served)
 
     def corrected(self, event_name: str, changes: Mapping[str, Any]) -> None:
         if event_name == "Registered" and "intake" in changes:
@@ -878,7 +883,7 @@ class Case(LedgerAggregate):
             raise ConflictOfInterest(f"an accused unit cannot {action} the case against it")
 
     def _check_recusal(self, appointee: Appointee, role: str) -> None:
-        if self.is_accused(appointee.cadre_id, appointee.unit_id):
+        if self.is_accused(appointee.cadre_id, appointee.served):
             raise ConflictOfInterest(
                 f"an accused cadre, or a cadre of an accused unit, cannot be the {role} (Art. 28)",
                 cadre_id=str(appointee.cadre_id),
@@ -892,8 +897,8 @@ class Case(LedgerAggregate):
     def _check_after_registration(self, stamp: Stamp) -> None:
         self._check_time(stamp, self.registered_at, "the case was registered")
 
-    def check_recusal(self, actor_id: UUID, unit_id: UUID) -> None:
-        if self.is_accused(actor_id, unit_id):
+    def check_recusal(self, actor_id: UUID, served: frozenset[UUID]) -> None:
+        if self.is_accused(actor_id, served):
             raise ConflictOfInterest(
                 "an accused cadre, or a cadre of an accused unit, cannot act on the case against them "
                 "(Art. 28)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -180,11 +180,11 @@ class Accusing:
     petitioner_id: str
 
 
-def cases_accusing(connection: ViewConnection, cadre_id: UUID, unit_id: UUID) -> list[Accusing]:
-    """Every case accusing this cadre or this unit (the rule of `domain.case.accuses`), and every case
-    that repeats one (its `repeat_of` leads to the accusation)."""
-    accuses = "accused_cadre_ids LIKE ? OR accused_unit_ids LIKE ?"
-    marks = [f'%"{cadre_id}"%', f'%"{unit_id}"%']
+def cases_accusing(connection: ViewConnection, cadre_id: UUID, served: Collection[UUID]) -> list[Accusing]:
+    """Every case accusing this cadre or a unit they served in (the rule of `domain.case.accuses`),
+    and every case that repeats one (its `repeat_of` leads to the accusation)."""
+    accuses = " OR ".join(["accused_cadre_ids LIKE ?"] + ["accused_unit_ids LIKE ?"] * len(served))
+    marks = [f'%"{cadre_id}"%'] + [f'%"{unit_id}"%' for unit_id in sorted(served)]
     rows = connection.execute(
         f"SELECT case_id, dispute_id, petitioner_id FROM {CASE_STATE.name} WHERE {accuses} "
         f"OR repeat_of IN (SELECT case_id FROM {CASE_STATE.name} WHERE {accuses}) ORDER BY case_id",

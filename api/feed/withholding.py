@@ -36,10 +36,10 @@ PETITIONER_TOPICS = tuple(event.TOPIC for event in event_classes(Petitioner))
 
 @dataclass(frozen=True)
 class Recusal:
-    """A reader petitions may accuse: their person, and the unit they serve in now."""
+    """A reader petitions may accuse: their person, and every unit they serve or served in."""
 
     cadre_id: UUID
-    unit_id: UUID
+    served: frozenset[UUID]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def withheld_from(connection: ViewConnection, recusal: Recusal) -> Withheld:
     """The events that would show this reader an accusation against them, as `case_state` knows them."""
     with connection.snapshot():
         track = live_track(connection, CASE_STATE.name)
-        accusing = cases_accusing(connection, recusal.cadre_id, recusal.unit_id)
+        accusing = cases_accusing(connection, recusal.cadre_id, recusal.served)
     events = set()
     for case in accusing:
         events.add(f"{case.case_id} {Case.Registered.TOPIC}")

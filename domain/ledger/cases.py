@@ -260,10 +260,9 @@ class CaseCommands(LedgerCore):
         """The case, if the actor may act on it: in their jurisdiction, and not accused in it."""
         case = work.target(Case, case_id)
         work.check_jurisdiction(case)
-        case.check_recusal(work.actor.id, work.actor.unit_id)
+        case.check_recusal(work.actor.id, work.actor.units_served)
         return case
 
     @staticmethod
     def _appointee(work: Work, cadre_id: UUID) -> Appointee:
-        appointee = work.resolve_cadre(cadre_id)
-        return Appointee(cadre_id, appointee.unit_id, appointee.posting.is_leader)
+        return work.resolve_cadre(cadre_id).appointee()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
-from domain.case import Appointee, Case
+from domain.case import Case
 from domain.errors import InvalidArgument, NotAllowed
 from domain.ledger.core import LedgerCore, command
 from domain.ledger.work import Work
@@ -66,7 +66,7 @@ class MeetingCommands(LedgerCore):
         meeting_unit = work.peek(Unit, meeting.unit_id)
         case = work.get(Case, case_id)
         assert case.unit_id is not None
-        case.check_recusal(work.actor.id, work.actor.unit_id)
+        case.check_recusal(work.actor.id, work.actor.units_served)
         if not work.actor.covers(meeting_unit) or meeting_unit.id not in work.peek(Unit, case.unit_id).path:
             raise NotAllowed("a meeting studies cases held within its own territory")
         leader = work.resolve_cadre(owning_leader_id)
@@ -77,13 +77,9 @@ class MeetingCommands(LedgerCore):
         meeting.study_case(work.stamp, case.id, leader.id, person.unit_id, person.id, due)
         case.study_at_meeting(work.stamp, meeting.id, due, work.case_deadlines(case))
         if case.owning_leader_id != leader.id:
-            case.appoint_owning_leader(
-                work.stamp,
-                Appointee(leader.id, leader.unit_id, leader.posting.is_leader),
-                meeting.id,
-            )
+            case.appoint_owning_leader(work.stamp, leader.appointee(), meeting.id)
         if (case.unit_id, case.responsible_cadre_id) != (person.unit_id, person.id):
-            case.assign_responsibility(work.stamp, Appointee(person.id, person.unit_id), meeting.id)
+            case.assign_responsibility(work.stamp, person.appointee(), meeting.id)
         return meeting.id
 
     @command

@@ -27,7 +27,7 @@ class PetitionerCommands(CaseCommands):
         """Read the identity of a case's petitioner: recorded, the narrative giving the reason."""
         case = work.peek(Case, case_id)
         work.check_jurisdiction(case)
-        case.check_recusal(work.actor.id, work.actor.unit_id)
+        case.check_recusal(work.actor.id, work.actor.units_served)
         assert case.petitioner_id is not None
         try:
             petitioner = work.target(Petitioner, case.petitioner_id)

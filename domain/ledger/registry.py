@@ -173,7 +173,7 @@ class RegistryCommands(LedgerCore):
         aggregate recuses (a case's accused, Art. 28).
         """
         aggregate = work.target(LedgerAggregate, aggregate_id)
-        aggregate.check_recusal(work.actor.id, work.actor.unit_id)
+        aggregate.check_recusal(work.actor.id, work.actor.units_served)
         stored = self.events.get(aggregate_id, gt=corrects - 1, lte=corrects)
         original = next(iter(stored), None)
         if not isinstance(original, LedgerEvent):

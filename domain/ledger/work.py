@@ -11,6 +11,7 @@ from uuid import UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError
 
 from domain.aggregate import LedgerAggregate
+from domain.case import Appointee
 from domain.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -87,6 +88,15 @@ class Actor:
     @property
     def unit_id(self) -> UUID:
         return self.unit.id
+
+    @property
+    def units_served(self) -> frozenset[UUID]:
+        """Every unit the cadre had served in by then, this one included: whom a petition accuses."""
+        return self.cadre.units_served(self.posting.since)
+
+    def appointee(self) -> Appointee:
+        """The cadre as proposed for a role on a case."""
+        return Appointee(self.id, self.unit_id, self.units_served, self.posting.is_leader)
 
     def covers(self, unit: Unit) -> bool:
         """Whether `unit` lies in the territory this actor's unit acts on (and the credential reaches)."""

@@ -103,6 +103,11 @@ class Cadre(LedgerAggregate):
         """The current posting."""
         return self.postings[-1]
 
+    def units_served(self, moment: datetime) -> frozenset[UUID]:
+        """Every unit the cadre had served in by `moment`: a petition against any of them accuses
+        the cadre too (Art. 28), wherever they serve now."""
+        return frozenset(posting.unit_id for posting in self.postings if posting.since <= moment)
+
     def posting_at(self, moment: datetime) -> Posting | None:
         """The posting held at `moment`, or None if not (yet, or any longer) in service."""
         if self.retired_at is not None and moment >= self.retired_at:

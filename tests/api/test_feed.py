@@ -349,6 +349,18 @@ def test_a_unit_accused_withholds_the_accusation_from_the_administrator_serving_
     assert (case_id, "registered") not in shown(walk(api, api.headers(**ADMIN)))
 
 
+def test_a_unit_accused_withholds_the_accusation_from_an_administrator_who_served_in_it_before(
+    api: Api,
+) -> None:
+    admins_unit = api.world.ledger.actor_at(api.world.cadres["admin"]).unit_id
+    body = {"narrative": "调任", "unit_id": str(api.world.county_bureau), "position": "科员"}
+    moved = api.post(f"/cadres/{api.world.cadres['admin']}/transfer", body, "admin")
+    assert moved.status_code == 200, moved.text
+    case_id, _ = accusing_the_administrator(api, accused_unit_ids=[str(admins_unit)])
+    caught_up(api)
+    assert (case_id, "registered") not in shown(walk(api, api.headers(**ADMIN)))
+
+
 def test_an_administrators_pages_are_never_immutable_a_later_accusation_may_withhold_from_them(
     api: Api,
 ) -> None:

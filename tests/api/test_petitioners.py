@@ -99,6 +99,22 @@ def test_the_accused_cannot_obtain_the_identity_through_any_endpoint(api: Api) -
     assert len(api.world.events(petitioner_id)) == 1  # refused reads record nothing
 
 
+def test_a_cadre_transferred_out_of_the_accused_unit_is_still_refused_the_identity_and_the_accusation(
+    api: Api,
+) -> None:
+    """Art. 28: a petition against a unit accuses who served in it, wherever they serve now."""
+    case_id, petitioner_id = case_of_identified_petitioner(api)
+    body = {"narrative": "调任", "unit_id": str(api.world.county_bureau), "position": "科员"}
+    moved = api.post(f"/cadres/{api.world.dept_clerk}/transfer", body, "admin")
+    assert moved.status_code == 200, moved.text
+    api.get(f"/cases/{case_id}", "county_clerk", min_position=api.positions())
+    assert api.get(f"/cases/{case_id}/petitioner", "dept_clerk", reason="核实").status_code == 403
+    case = api.get(f"/cases/{case_id}", "dept_clerk").json()
+    assert (case["petitioner_withheld"], case["petitioner_id"]) == (True, None)
+    assert registration()["narrative"] not in api.get(f"/cases/{case_id}/timeline", "dept_clerk").text
+    assert len(api.world.events(petitioner_id)) == 1  # refused reads record nothing
+
+
 def test_the_accused_cannot_read_the_identity_through_another_case_of_the_same_petitioner(api: Api) -> None:
     """The petitioner's id is no secret to an administrator (the event feed carries it), and anyone
     may register a case for a known petitioner; recusal follows the petitioner, not one case."""

@@ -102,6 +102,17 @@ def test_an_accused_handler_must_recuse(world: World, accused: str) -> None:
     refused(world, ConflictOfInterest, "assign_handler", case_id, handler_id=handler, by=world.county_head)
 
 
+def test_a_handler_transferred_out_of_the_accused_unit_must_still_recuse(world: World) -> None:
+    """Art. 28: a petition against a unit accuses who served in it, wherever they serve now."""
+    moved = {"cadre_id": world.dept_clerk, "unit_id": world.township, "position": "干事"}
+    world.do(world.admin, "transfer_cadre", **moved)
+    world.advance(hours=1)
+    case_id = world.accepted(accused_unit_ids=frozenset({world.county_dept}))
+    refused(world, ConflictOfInterest, "assign_handler", case_id, handler_id=world.dept_clerk)
+    refused(world, ConflictOfInterest, "record_action", case_id, kind="visit", by=world.dept_clerk)
+    world.do(world.township_head, "assign_handler", case_id=case_id, handler_id=world.handler)
+
+
 # --- actions and hearings -----------------------------------------------------------------
 
 
