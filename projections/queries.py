@@ -23,7 +23,7 @@ from domain.aggregate import as_corrected
 from domain.case import Case
 from domain.events import LedgerEvent
 from domain.ledger import Ledger
-from projections.columns import as_text
+from projections.columns import as_text, moment_text
 from projections.store import ViewConnection
 from projections.views.case_state import CASE_STATE
 from projections.views.case_state import COLUMNS as CASE_COLUMNS
@@ -145,7 +145,16 @@ class CaseFilter(Row):
     owning_leader_id: UUID | None = None
     registered_from: datetime | None = None
     registered_to: datetime | None = None
-    """Exclusive."""
+    """Exclusive, as is every `…_to`: a range is `[from, to)`."""
+    closed_from: datetime | None = None
+    closed_to: datetime | None = None
+    reply_due_from: date | None = None
+    """The reply deadline as it stands (an approved extension included)."""
+    reply_due_to: date | None = None
+
+
+RANGES = {"registered": "registered_at", "closed": "closed_at", "reply_due": "reply_due"}
+"""The ranges a `CaseFilter` takes (`<name>_from`, `<name>_to`), and the column each one bounds."""
 
 
 class Page(Row):
@@ -348,12 +357,12 @@ def _filter_clauses(filters: CaseFilter) -> tuple[list[str], dict[str, Any]]:
     if filters.unit_id is not None:
         clauses.append("unit_path LIKE :unit_path")
         params["unit_path"] = f"%/{filters.unit_id}/%"
-    if filters.registered_from is not None:
-        clauses.append("registered_at >= :registered_from")
-        params["registered_from"] = _utc_text(filters.registered_from)
-    if filters.registered_to is not None:
-        clauses.append("registered_at < :registered_to")
-        params["registered_to"] = _utc_text(filters.registered_to)
+    for name, column in RANGES.items():
+        for end, compare in (("from", ">="), ("to", "<")):
+            value = getattr(filters, f"{name}_{end}")
+            if value is not None:
+                clauses.append(f"{column} {compare} :{name}_{end}")
+                params[f"{name}_{end}"] = as_text(value)
     if filters.breached is not None:
         clauses.append(f"{BREACHED} = {int(filters.breached)}")
     return clauses, params
@@ -377,14 +386,8 @@ def _placeholders(statement: str) -> tuple[str, tuple[str, ...]]:
     return re.sub(r":([a-z_][a-z0-9_]*)", replace, statement), tuple(names)
 
 
-def _utc_text(moment: datetime) -> str:
-    text = as_text(moment)
-    assert text is not None
-    return text
-
-
 def cursor_of(row: CaseRow) -> str:
-    raw = orjson.dumps([_utc_text(row.registered_at), str(row.case_id)])
+    raw = orjson.dumps([moment_text(row.registered_at), str(row.case_id)])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

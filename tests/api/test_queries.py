@@ -161,6 +161,18 @@ def test_the_case_list_filters_by_status(api: Api) -> None:
     assert second
 
 
+def test_the_case_list_filters_by_reply_deadline_and_refuses_a_closure_time_without_a_zone(api: Api) -> None:
+    case_id = api.register()
+    read_own_write(api, case_id)
+    due = api.get(f"/cases/{case_id}", "township_clerk").json()["reply_due"]
+    listed = api.get("/cases", "township_clerk", reply_due_from=due).json()["items"]
+    assert [c["case_id"] for c in listed] == [str(case_id)]
+    assert api.get("/cases", "township_clerk", reply_due_to=due).json()["items"] == []
+    naive = api.get("/cases", "township_clerk", closed_from="2026-01-01T00:00:00")
+    assert naive.status_code == 422
+    assert naive.json()["type"] == "urn:problem-type:dutyledger:validation-failed"
+
+
 def test_a_bad_cursor_is_a_validation_problem(api: Api) -> None:
     got = api.get("/cases", "township_clerk", after="garbage")
     assert got.status_code == 422

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
-from domain.values import Campaign, Channel, KeyArea, ReplyOutcome
+from domain.values import Campaign, Channel, ClosureKind, KeyArea, ReplyOutcome
 from projections.queries import (
     CaseFilter,
     case_as_of,
@@ -114,6 +114,52 @@ def test_registration_date_ranges_are_half_open(world: World, views: Runner) -> 
     after = list_cases(connection, CaseFilter(registered_from=boundary), world.today()).items
     assert [row.case_id for row in before] == [first]
     assert [row.case_id for row in after] == [second]
+
+
+def test_cases_are_listed_by_category_owning_leader_and_breach(world: World, views: Runner) -> None:
+    wages = world.accepted(intake=INTAKE.model_copy(update={"category": "wage_arrears"}))
+    owned = world.accepted()
+    world.do(world.township_head, "appoint_owning_leader", case_id=owned, leader_id=world.township_leader)
+    connection = caught_up(views)
+    today = world.today()
+
+    def ids(on: date = today, **filters: object) -> set[object]:
+        return {row.case_id for row in list_cases(connection, CaseFilter(**filters), on).items}
+
+    assert ids(category="wage_arrears") == {wages}
+    assert ids(category="land_compensation") == {owned}
+    assert ids(owning_leader_id=world.township_leader) == {owned}
+    assert ids(owning_leader_id=world.township_head) == set()
+    row = get_case(connection, owned, today)
+    assert row is not None
+    assert row.reply_due is not None
+    assert ids(on=row.reply_due, breached=True) == set()
+    assert ids(on=row.reply_due + timedelta(days=1), breached=True) == {wages, owned}
+    assert ids(on=row.reply_due + timedelta(days=1), breached=False) == set()
+
+
+def test_closure_and_reply_deadline_ranges_are_half_open(world: World, views: Runner) -> None:
+    early = world.replied()
+    world.advance(days=1)
+    boundary = world.clock.now()
+    world.do(world.township_clerk, "close_case", case_id=early, closure=ClosureKind.SUBSTANTIVE)
+    world.advance(days=10)
+    late = world.accepted()
+    connection = caught_up(views)
+    today = world.today()
+
+    def ids(**filters: object) -> list[object]:
+        return [row.case_id for row in list_cases(connection, CaseFilter(**filters), today).items]
+
+    assert ids(closed_from=boundary) == [early]
+    assert ids(closed_to=boundary) == []
+    early_due, late_due = (get_case(connection, case, today).reply_due for case in (early, late))  # type: ignore[union-attr]
+    assert early_due is not None
+    assert late_due is not None
+    assert early_due < late_due
+    assert ids(reply_due_from=late_due) == [late]
+    assert ids(reply_due_to=late_due) == [early]
+    assert ids(reply_due_from=early_due, reply_due_to=late_due + timedelta(days=1)) == [early, late]
 
 
 def test_the_timeline_shows_each_event_with_its_actor_unit_times_and_correction_links(
