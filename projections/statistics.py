@@ -91,6 +91,8 @@ class UnitStats(BaseModel):
     last_year: Period
     leapfrog_change: float | None
     """(leapfrogs − leapfrogs a year before) / leapfrogs a year before; None without a base."""
+    leapfrog_change_percent: str | None
+    """The same change as reports show it, rounded half up: "-65.7%" is 下降65.7% (同比)."""
 
 
 def unit_stats(
@@ -102,14 +104,20 @@ def unit_stats(
     period = _period(months, first_month, last_month)
     before = (_year_before(first_month), _year_before(last_month))
     last_year = _period(_monthly(connection, unit_id, *before, now), *before)
-    leapfrogs, before_that = period.counts.get("leapfrogs", 0), last_year.counts.get("leapfrogs", 0)
+    leapfrogs = change(period.counts.get("leapfrogs", 0), last_year.counts.get("leapfrogs", 0))
     return UnitStats(
         unit_id=unit_id,
         months=months,
         period=period,
         last_year=last_year,
-        leapfrog_change=(leapfrogs - before_that) / before_that if before_that else None,
+        leapfrog_change=leapfrogs.value,
+        leapfrog_change_percent=leapfrogs.percent,
     )
+
+
+def change(now: int, before: int) -> Rate:
+    """A count's change against a base (同比): (now − before) / before, unknown without a base."""
+    return Rate(numerator=now - before, denominator=before)
 
 
 def rates(counts: dict[str, int]) -> dict[str, Rate]:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
 from domain.ledger import Ledger
-from domain.values import ClosureKind, ReplyOutcome, Satisfaction
+from domain.values import ClosureKind, DisputeSource, ReplyOutcome, Satisfaction
 from projections import build_views
 from projections.runner import Runner
-from projections.statistics import Rate, rates, unit_stats
+from projections.statistics import Rate, change, rates, unit_stats
 from tests.support import World
 
 
@@ -30,6 +30,13 @@ def test_the_source_figures_give_the_rates_the_source_reports() -> None:
     assert city["meeting_closure"].percent == "99.7%"
     assert city["principal_leader_share"].percent == "100.0%"
     assert counties["meeting_closure"].percent == "92.8%"
+
+
+def test_a_fall_in_leapfrog_petitions_is_shown_as_the_source_shows_it() -> None:
+    """全县到市以上越级访下降65.7%: the source gives the change only; 35 against 102 gives it."""
+    assert change(35, 102).percent == "-65.7%"
+    assert change(204, 102).percent == "100.0%"
+    assert change(3, 0).percent is None
 
 
 def test_a_rate_without_a_denominator_is_unknown_not_zero() -> None:
@@ -172,6 +179,7 @@ def test_leapfrogs_are_compared_with_the_same_months_a_year_before(world: World,
     assert stats.last_year.first_month == last_year
     assert stats.last_year.counts["leapfrogs"] == 1
     assert stats.leapfrog_change == 1.0  # two against one: up 100%
+    assert stats.leapfrog_change_percent == "100.0%"
 
 
 def test_meetings_count_studied_and_closed_cases_and_who_chaired(world: World, views: Runner) -> None:
@@ -195,8 +203,39 @@ def test_meetings_count_studied_and_closed_cases_and_who_chaired(world: World, v
     for case_id in studied[:2]:
         world.do(world.township_clerk, "issue_reply", case_id=case_id, outcome=ReplyOutcome.SUPPORT)
         world.do(world.township_clerk, "close_case", case_id=case_id, closure=ClosureKind.SUBSTANTIVE)
+    world.do(world.township_clerk, "end_petition", case_id=studied[0])
     views.catch_up()
     period = unit_stats(views.connection, world.city, month, month, world.clock.now()).period
     assert period.counts["meetings"] == period.counts["meetings_principal"] == 1
     assert period.rates["meeting_closure"].percent == "66.7%"
-    assert period.rates["leader_owned_resolution"].denominator == 3
+    assert period.rates["leader_owned_resolution"].percent == "33.3%"  # 1 of 3 owned cases ended
+
+
+def test_repeat_petitions_and_disputes_resolved_locally_add_up_to_hand_computed_rates(
+    world: World, views: Runner
+) -> None:
+    month = world.today().strftime("%Y-%m")
+    petitioner = uuid4()
+    first = world.register(petitioner_id=petitioner)
+    world.register(petitioner_id=petitioner, repeat_of=first)
+    world.register()
+    disputes = [
+        world.do(world.township_clerk, "record_dispute", source=DisputeSource.SCREENING, category="邻里纠纷")
+        for _ in range(4)
+    ]
+    for dispute in disputes[:3]:
+        world.do(world.township_clerk, "resolve_dispute", dispute_id=dispute.aggregate_id)
+    views.catch_up()
+    period = unit_stats(views.connection, world.county, month, month, world.clock.now()).period
+    assert period.rates["repeat_petitions"].percent == "33.3%"  # 1 repeat of 3 registered
+    assert period.rates["locally_resolved"].percent == "75.0%"  # 3 of 4 disputes
+
+
+def test_a_village_case_counts_in_its_village_and_every_unit_above_it(world: World, views: Runner) -> None:
+    month = world.today().strftime("%Y-%m")
+    world.register(actor=world.village_head)
+    world.register()
+    views.catch_up()
+    for unit, registered in ((world.village, 1), (world.township, 2), (world.county, 2), (world.city, 2)):
+        period = unit_stats(views.connection, unit, month, month, world.clock.now()).period
+        assert period.counts["registered"] == registered, unit
