@@ -326,6 +326,51 @@ def test_projections_run_follows_the_log_until_stopped(populated: World, databas
     assert "following the log" in out, err
 
 
+def test_followers_run_side_by_side_from_the_command_line_apply_each_event_once(
+    populated: World, database_url: str, clock: ManualClock
+) -> None:
+    """Two `projections run` processes, one following every view and one two of them, while
+    commands are recorded: the views they leave equal a rebuild from the log (same digests)."""
+    env = {**os.environ, "DUTYLEDGER_DATABASE_URL": database_url}
+    command = [
+        sys.executable,
+        "-c",
+        "from api.cli import main; main()",
+        "projections",
+        "run",
+        "--poll",
+        "0.05",
+    ]
+    followers = [
+        subprocess.Popen(
+            [*command, *names], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for names in ((), ("case_state", "cadre_accountability"))
+    ]
+    ledger = Ledger(database_url, clock=clock)
+    world = World(ledger, clock, populated.units, populated.cadres)
+    try:
+        for _ in range(30):
+            world.advance(minutes=5)
+            world.do(world.township_clerk, "record_action", case_id=world.units["case"], kind="visit")
+            time.sleep(0.02)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = dutyledger("projections", "status", database_url=database_url)
+            if status.stdout.count("lag 0") == len(VIEWS):
+                break
+            time.sleep(0.3)
+    finally:
+        ledger.close()
+        for follower in followers:
+            follower.send_signal(signal.SIGINT)
+        said = [follower.communicate(timeout=30) for follower in followers]
+    assert status.stdout.count("lag 0") == len(VIEWS), f"{status.stdout}\nfollowers said:\n{said}"
+    followed = dutyledger("projections", "digest", database_url=database_url)
+    assert dutyledger("projections", "rebuild", database_url=database_url).returncode == 0
+    assert dutyledger("projections", "digest", database_url=database_url).stdout == followed.stdout
+
+
 def test_the_demo_keeps_its_keys_beside_its_ledger_not_in_the_working_directory(tmp_path: Path) -> None:
     ledger, elsewhere = tmp_path / "ledgers" / "demo.sqlite", tmp_path / "cwd"
     elsewhere.mkdir()
