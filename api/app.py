@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
         app.state.signer, checkpointer = checkpointing(settings, store, app.state.checkpoints)
         if checkpointer is not None and embedded is not None and embedded.runner is not None:
             embedded.runner.listeners.append(checkpointer.wake)
-        app.state.webhooks = hooks = WebhookStore(settings.database_url)
+        app.state.webhooks = hooks = WebhookStore.configured(settings, settings.database_url)
         app.state.webhook_worker = worker = (
             Worker.configured(
                 settings, hooks, app.state.public_log, app.state.envelopes, app.state.keys

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     webhooks_embedded: bool = True
     """Deliver webhooks from inside the server process; turn off when `dutyledger webhooks run`
     processes do it (several may run: each endpoint is served by one at a time)."""
+    webhook_key_path: str = "./var/webhook-secrets.key"
+    """The AES-256 key that seals webhook signing secrets in the database (`api.webhooks.sealing`);
+    created on first use, mode 0600. Every process sharing a database needs the same file."""
     signing_key_path: str = "./var/ledger-signing.key"
     """The Ed25519 key that signs checkpoints of the Merkle log (created by `dutyledger init`, mode 0600).
     Without it the server signs no checkpoints, and says so at start."""

@@ -40,6 +40,7 @@ def no_signing_key_from_the_checkout(tmp_path_factory: pytest.TempPathFactory) -
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DUTYLEDGER_SIGNING_KEY_PATH", str(tmp_path_factory.mktemp("signing") / "absent.key"))
+        patch.setenv("DUTYLEDGER_WEBHOOK_KEY_PATH", str(tmp_path_factory.mktemp("webhooks") / "sealing.key"))
         yield
 
 

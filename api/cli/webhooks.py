@@ -33,7 +33,7 @@ def run(
     with open_ledger(database_url) as ledger:
         reader = ViewReader(view_store(ledger, views_url))
         keys = KeyStore(ledger.database_url)
-        store = WebhookStore(ledger.database_url)
+        store = WebhookStore.configured(settings, ledger.database_url)
         worker = Worker.configured(
             settings,
             store,

@@ -25,7 +25,8 @@ SECRET_BYTES = 32
 class Secret:
     """A signing secret of an endpoint; once rotated out it keeps signing until `expires_at`."""
 
-    secret: str
+    stored: str
+    """As stored: sealed (`api.webhooks.sealing`), or in clear by an earlier version."""
     created_at: datetime
     expires_at: datetime | None = None
 

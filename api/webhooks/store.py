@@ -20,13 +20,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 import orjson
 import psycopg
 
 from api.feed.log import FeedFilter
+from api.settings import Settings
 from api.tables import SharedConnection
+from api.webhooks.sealing import Sealer, is_sealed
 from api.webhooks.signing import Secret, new_secret
 from projections.columns import as_text, moment_text
 from projections.store import ViewConnection
@@ -74,9 +77,6 @@ class Endpoint:
         """What the endpoint asked for (the owner key's filter narrows it at delivery time)."""
         return FeedFilter.of(self.event_types, self.unit_ids)
 
-    def live_secrets(self, moment: datetime) -> list[str]:
-        return [s.secret for s in self.signing_secrets if s.live_at(moment)]
-
 
 @dataclass(frozen=True)
 class Delivery:
@@ -108,9 +108,18 @@ class TooManySecrets(Exception):
 
 
 class WebhookStore:
-    """The two webhook tables in the ledger's database, through one shared connection."""
+    """The two webhook tables in the ledger's database, through one shared connection.
 
-    def __init__(self, database_url: str) -> None:
+    Signing secrets are stored sealed with `sealer` (`api.webhooks.sealing`).
+    """
+
+    @classmethod
+    def configured(cls, settings: Settings, database_url: str) -> WebhookStore:
+        """The store over `database_url`, sealing with the key file the settings name."""
+        return cls(database_url, Sealer.at(Path(settings.webhook_key_path)))
+
+    def __init__(self, database_url: str, sealer: Sealer) -> None:
+        self.sealer = sealer
         self._shared = SharedConnection(
             database_url,
             f"CREATE TABLE IF NOT EXISTS {ENDPOINTS} (endpoint_id TEXT PRIMARY KEY, "
@@ -133,6 +142,7 @@ class WebhookStore:
                         "duration_ms INTEGER NOT NULL, PRIMARY KEY (endpoint_id, seq))"
                     )
                     self._deliveries_ready = True
+                    self._seal_legacy(connection)
                 yield connection
         except psycopg.OperationalError:
             self._shared.close()  # a broken session: the next use opens a new one
@@ -152,13 +162,14 @@ class WebhookStore:
         """Register an endpoint that starts after log index `position`; returns it and its secret."""
         now = now or _now()
         secret = new_secret()
+        endpoint_id = "wh_" + secrets.token_hex(8)
         endpoint = Endpoint(
-            endpoint_id="wh_" + secrets.token_hex(8),
+            endpoint_id=endpoint_id,
             owner_key_id=owner_key_id,
             url=url,
             event_types=tuple(sorted(set(event_types))),
             unit_ids=tuple(sorted(set(unit_ids), key=str)),
-            signing_secrets=(Secret(secret, now),),
+            signing_secrets=(Secret(self.sealer.seal(secret, endpoint_id), now),),
             position=position,
             attempts=0,
             next_attempt_at=None,
@@ -192,6 +203,28 @@ class WebhookStore:
             )
         return _endpoint(rows[0]) if rows else None
 
+    def live_secrets(self, endpoint: Endpoint, moment: datetime) -> list[str]:
+        """The secrets that sign a delivery at `moment`, opened (`SealBroken` under another key)."""
+        return [
+            self.sealer.open(s.stored, endpoint.endpoint_id)
+            for s in endpoint.signing_secrets
+            if s.live_at(moment)
+        ]
+
+    def _seal_legacy(self, connection: ViewConnection) -> None:
+        """Seal the secrets an earlier version stored in clear (once per store, at its first use)."""
+        for endpoint_id, held in connection.execute(f"SELECT endpoint_id, secrets FROM {ENDPOINTS}"):
+            items = orjson.loads(str(held))
+            if all(is_sealed(item["secret"]) for item in items):
+                continue
+            for item in items:
+                if not is_sealed(item["secret"]):
+                    item["secret"] = self.sealer.seal(item["secret"], str(endpoint_id))
+            connection.execute(
+                f"UPDATE {ENDPOINTS} SET secrets = ? WHERE endpoint_id = ? AND secrets = ?",
+                (orjson.dumps(items).decode(), endpoint_id, held),
+            )
+
     def endpoints(self, owner_key_id: str | None = None) -> list[Endpoint]:
         """Every endpoint (of one owner key, if given), oldest first."""
         where, params = ("WHERE owner_key_id = ?", (owner_key_id,)) if owner_key_id is not None else ("", ())
@@ -222,7 +255,8 @@ class WebhookStore:
                 replace(s, expires_at=lapse if s.expires_at is None else min(s.expires_at, lapse))
                 for s in found.signing_secrets
             ]
-            rotated = (Secret(secret, now), *(s for s in kept if s.live_at(now)))
+            fresh = Secret(self.sealer.seal(secret, endpoint_id), now)
+            rotated = (fresh, *(s for s in kept if s.live_at(now)))
             if len(rotated) > MAX_SECRETS:
                 raise TooManySecrets(f"an endpoint signs with at most {MAX_SECRETS} secrets at once")
             with self._connection() as connection:
@@ -371,7 +405,7 @@ def _moment(text: object) -> datetime | None:
 def _secrets_text(held: Iterable[Secret]) -> str:
     return orjson.dumps(
         [
-            {"secret": s.secret, "created_at": moment_text(s.created_at), "expires_at": as_text(s.expires_at)}
+            {"secret": s.stored, "created_at": moment_text(s.created_at), "expires_at": as_text(s.expires_at)}
             for s in held
         ]
     ).decode()

@@ -32,6 +32,7 @@ from api.keys import ApiKey, KeyStore, PrincipalKind
 from api.settings import Settings
 from api.webhooks import signing
 from api.webhooks.addresses import PublicOnlyTransport
+from api.webhooks.sealing import SealBroken
 from api.webhooks.store import Delivery, Endpoint, WebhookStore
 
 log = logging.getLogger(__name__)
@@ -251,19 +252,20 @@ class Worker:
         body = self.envelopes.encode(event)
         msg_id = event_id(event.row[1], event.row[2])
         now = datetime.now(UTC)
-        headers = {
-            **signing.headers(endpoint.live_secrets(now), msg_id, int(now.timestamp()), body),
-            "content-type": EVENT_MEDIA,
-        }
         status: int | None = None
         error: str | None = None
         started = time.monotonic()
         try:
+            live = self.store.live_secrets(endpoint, now)
+            signed = signing.headers(live, msg_id, int(now.timestamp()), body)
+            headers = {**signed, "content-type": EVENT_MEDIA}
             with self._client().stream("POST", endpoint.url, content=body, headers=headers) as answer:
                 status = answer.status_code
                 if not 200 <= status < 300:
                     said = _head(answer)
                     error = f"HTTP {status}" + (f": {said}" if said else "")
+        except SealBroken as broken:  # sent unsigned, it would be refused; sent at all, it would leak
+            error = f"not sent: {broken}"[:ERROR_TEXT]
         except httpx.TimeoutException:
             error = f"no answer within {self.timeout:g} s"
         except httpx.HTTPError as failure:

@@ -27,6 +27,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from api.app import create_app
 from api.keys import KeyStore, PrincipalKind
 from api.settings import Settings
+from api.webhooks.sealing import Sealer
 from api.webhooks.store import Delivery, WebhookStore
 from api.webhooks.worker import Worker, backoff
 from domain.values import Role
@@ -485,7 +486,7 @@ def test_two_workers_deliver_each_event_once_and_in_log_order(
     hooks: Api, receivers: Callable[..., Receiver], database_url: str
 ) -> None:
     state = hooks.client.app.state  # type: ignore[attr-defined]
-    keys, store = KeyStore(database_url), WebhookStore(database_url)
+    keys, store = KeyStore(database_url), WebhookStore(database_url, state.webhooks.sealer)
     other = Worker(
         store,
         state.public_log,
@@ -515,7 +516,7 @@ def test_two_workers_deliver_each_event_once_and_in_log_order(
 def test_a_lease_is_one_workers_at_a_time_and_a_worker_that_lost_it_changes_nothing(
     database_url: str,
 ) -> None:
-    store = WebhookStore(database_url)
+    store = WebhookStore(database_url, Sealer(os.urandom(32)))
     try:
         created, _ = store.create("key", "http://127.0.0.1:9/hook", [], [], position=4)
         now = datetime.now(UTC)
