@@ -17,7 +17,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from domain.aggregate import as_corrected
 from domain.case import Case
@@ -131,7 +131,7 @@ class TimelineRow(Row):
 
 
 class CaseFilter(Row):
-    """Which cases to list; every given field narrows the list."""
+    """Which cases to list; every given field narrows the list. Instants carry a zone offset."""
 
     status: str | None = None
     unit_id: UUID | None = None
@@ -143,11 +143,11 @@ class CaseFilter(Row):
     key_person: bool | None = None
     breached: bool | None = None
     owning_leader_id: UUID | None = None
-    registered_from: datetime | None = None
-    registered_to: datetime | None = None
+    registered_from: AwareDatetime | None = None
+    registered_to: AwareDatetime | None = None
     """Exclusive, as is every `…_to`: a range is `[from, to)`."""
-    closed_from: datetime | None = None
-    closed_to: datetime | None = None
+    closed_from: AwareDatetime | None = None
+    closed_to: AwareDatetime | None = None
     reply_due_from: date | None = None
     """The reply deadline as it stands (an approved extension included)."""
     reply_due_to: date | None = None

@@ -154,9 +154,6 @@ def list_some(
     after: Annotated[str | None, Query(description="The `next` cursor of the previous page.")] = None,
 ) -> CasePage:
     """Cases in registration order; only those this key may read (filters narrow further)."""
-    for moment in (filters.registered_from, filters.registered_to, filters.closed_from, filters.closed_to):
-        if moment is not None:
-            aware(moment)
     readable = None if reader.everything else Readable(reader.unit_ids, reader.cadre_id)
     try:
         page = list_cases(views, filters, _today(request), limit=limit, after=after, readable=readable)

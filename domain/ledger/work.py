@@ -91,8 +91,8 @@ class Actor:
 
     @property
     def units_served(self) -> frozenset[UUID]:
-        """Every unit the cadre had served in by then, this one included: whom a petition accuses."""
-        return self.cadre.units_served(self.posting.since)
+        """Every unit the cadre has served in, this one included: whom a petition accuses."""
+        return self.cadre.units_served
 
     def appointee(self) -> Appointee:
         """The cadre as proposed for a role on a case."""

@@ -103,10 +103,12 @@ class Cadre(LedgerAggregate):
         """The current posting."""
         return self.postings[-1]
 
-    def units_served(self, moment: datetime) -> frozenset[UUID]:
-        """Every unit the cadre had served in by `moment`: a petition against any of them accuses
-        the cadre too (Art. 28), wherever they serve now."""
-        return frozenset(posting.unit_id for posting in self.postings if posting.since <= moment)
+    @property
+    def units_served(self) -> frozenset[UUID]:
+        """Every unit the cadre has served in, on the record now: a petition against any of them
+        accuses the cadre too (Art. 28), wherever and whenever they act (a backdated command
+        included: its business time does not take the record back)."""
+        return frozenset(posting.unit_id for posting in self.postings)
 
     def posting_at(self, moment: datetime) -> Posting | None:
         """The posting held at `moment`, or None if not (yet, or any longer) in service."""

@@ -111,7 +111,9 @@ def test_a_cadre_transferred_out_of_the_accused_unit_is_still_refused_the_identi
     assert api.get(f"/cases/{case_id}/petitioner", "dept_clerk", reason="核实").status_code == 403
     case = api.get(f"/cases/{case_id}", "dept_clerk").json()
     assert (case["petitioner_withheld"], case["petitioner_id"]) == (True, None)
-    assert registration()["narrative"] not in api.get(f"/cases/{case_id}/timeline", "dept_clerk").text
+    timeline = api.get(f"/cases/{case_id}/timeline", "dept_clerk")
+    assert timeline.status_code == 200, timeline.text
+    assert registration()["narrative"] not in timeline.text
     assert len(api.world.events(petitioner_id)) == 1  # refused reads record nothing
 
 

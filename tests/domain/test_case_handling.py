@@ -113,6 +113,21 @@ def test_a_handler_transferred_out_of_the_accused_unit_must_still_recuse(world: 
     world.do(world.township_head, "assign_handler", case_id=case_id, handler_id=world.handler)
 
 
+def test_a_command_backdated_to_before_a_cadre_joined_the_accused_unit_does_not_escape_recusal(
+    world: World,
+) -> None:
+    case_id = world.accepted(accused_unit_ids=frozenset({world.county_dept}))
+    before = world.clock.now()
+    world.advance(hours=1)
+    moved = {"cadre_id": world.handler, "unit_id": world.county_dept, "position": "科员"}
+    world.do(world.admin, "transfer_cadre", **moved)
+    world.advance(hours=1)
+    back = {"occurred_at": before}  # when the handler still served in the township
+    handler = world.handler
+    refused(world, ConflictOfInterest, "record_action", case_id, kind="visit", by=handler, ctx_options=back)
+    refused(world, ConflictOfInterest, "assign_handler", case_id, handler_id=handler, ctx_options=back)
+
+
 # --- actions and hearings -----------------------------------------------------------------
 
 
