@@ -13,6 +13,7 @@ here, from the caller's attributes and the record's: its units, and who it invol
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Protocol
 from uuid import UUID
 
@@ -22,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.feed.log import FeedFilter
 from api.feed.withholding import Recusal
-from api.keys import KIND_ROLES, NOT_REMEMBERED, KeyStore, NotRemembered, Principal, PrincipalKind
+from api.keys import KIND_ROLES, NOT_REMEMBERED, ApiKey, KeyStore, NotRemembered, Principal, PrincipalKind
 from api.problems import FORBIDDEN, OUT_OF_SCOPE, UNAUTHENTICATED, ApiProblem
 from domain.case import accuses
 from domain.errors import NotActive, NotFound
@@ -234,3 +235,31 @@ def administrators_filter(ledger: Ledger, cadre_id: UUID) -> FeedFilter:
 def key_filter(caller: Principal) -> FeedFilter:
     """The feed filter an integrator key carries."""
     return FeedFilter.of(caller.event_types, caller.scope_unit_ids)
+
+
+def working_key(keys: KeyStore, ledger: Ledger, key_id: str) -> ApiKey | None:
+    """The key if it works now, else None: neither revoked nor expired, and an administrator's only
+    while its cadre serves and holds the role, as at the API (`administrator`).
+
+    Who reads the feed for a long time (a webhook endpoint, a live stream) is asked this again
+    and again: what a key let them read when they began is not what it lets them read now.
+    """
+    key = keys.get(key_id)
+    if key is None or not key.usable_at(datetime.now(UTC)):
+        return None
+    if key.kind is PrincipalKind.ADMINISTRATOR and (
+        key.cadre_id is None or why_not_administering(ledger, key.cadre_id) is not None
+    ):
+        return None
+    return key
+
+
+def feed_filter_now(keys: KeyStore, ledger: Ledger, key_id: str) -> FeedFilter | None:
+    """What the key lets its holder read of the feed now (`working_key`); None once it does not work."""
+    key = working_key(keys, ledger, key_id)
+    if key is None:
+        return None
+    if key.kind is PrincipalKind.ADMINISTRATOR:
+        assert key.cadre_id is not None
+        return administrators_filter(ledger, key.cadre_id)
+    return key_filter(key.principal())

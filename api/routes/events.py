@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Annotated, TypeVar
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -15,11 +15,12 @@ from anyio import to_thread
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from api.access import feed_filter
+from api.access import Caller, feed_filter, feed_filter_now
 from api.feed.envelope import BATCH_MEDIA, EVENT_MEDIA, NDJSON_MEDIA, Envelopes
 from api.feed.log import MAX_PAGE, FeedFilter, Page, PublicLog
 from api.feed.schemas import envelope_schema
 from api.feed.signal import Bell
+from api.keys import KeyStore
 from api.problems import (
     MALFORMED_PATH,
     NOT_CAUGHT_UP,
@@ -116,6 +117,44 @@ def chosen(key: FeedFilter, types: list[str], units: list[UUID]) -> FeedFilter:
     return key.narrowed(FeedFilter.of(types, units))
 
 
+P = TypeVar("P")
+
+
+class KeyWatch:
+    """A long read's key (a bulk read, a live stream): what it may read, asked anew for each page
+    it would send, as the webhook worker asks for each endpoint's (`api.access.feed_filter_now`).
+
+    Only a page with something to send costs a look at the key: an idle stream costs nothing.
+    If what the key may read changed (an administrator posted to an accused unit), the page is
+    read again under the new filter; once the key no longer works (revoked, expired, its
+    administrator no longer one), nothing more is read.
+    """
+
+    def __init__(
+        self, request: Request, key_id: str, reading: FeedFilter, narrow: Callable[[FeedFilter], FeedFilter]
+    ) -> None:
+        self.keys: KeyStore = request.app.state.keys
+        self.ledger = public_log(request).ledger
+        self.key_id = key_id
+        self.narrow = narrow
+        """The request's own filter (and, for a bulk read, the pinning of what it withholds)."""
+        self.asked = reading
+        self.reading = narrow(reading)
+
+    def read(self, page: Callable[[FeedFilter], P], has_events: Callable[[P], bool]) -> P | None:
+        """The next page as the key may read it now; None once the key no longer works."""
+        while True:
+            found = page(self.reading)
+            if not has_events(found):
+                return found
+            now = feed_filter_now(self.keys, self.ledger, self.key_id)
+            if now is None:
+                return None
+            if now == self.asked:
+                return found
+            self.asked, self.reading = now, self.narrow(now)
+
+
 def _link(request: Request, after: int, limit: int) -> str:
     query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("after", "limit")]
     return f"{request.url.path}?{urlencode([('after', after), ('limit', limit), *query])}"
@@ -141,6 +180,7 @@ def read_events(
     request: Request,
     log: Log,
     key: KeyFilter,
+    caller: Caller,
     types: TypeFilter = [],  # noqa: B006 - FastAPI copies list defaults per request
     units: UnitFilter = [],  # noqa: B006
     after: After = -1,
@@ -159,7 +199,8 @@ def read_events(
     """
     wanted = chosen(key, types, units)
     if NDJSON_MEDIA in accept:
-        return _bulk(request, log, wanted, after, limit)
+        watch = KeyWatch(request, caller.key_id, key, lambda now: log.pin(chosen(now, types, units)))
+        return _bulk(request, log, watch, after, limit)
     if limit > MAX_PAGE:
         raise ApiProblem(VALIDATION_FAILED, f"a page holds at most {MAX_PAGE} events (NDJSON: {MAX_BULK})")
     page = log.encoded(after, limit, wanted, request.app.state.envelopes)
@@ -184,16 +225,21 @@ def read_events(
     return Response(body, media_type=media, headers=headers)
 
 
-def _bulk(request: Request, log: PublicLog, wanted: FeedFilter, after: int, limit: int) -> Response:
-    """NDJSON over the log indexes `after+1 … after+limit` that exist, a page at a time as read."""
-    wanted = log.pin(wanted)
-    until = max(min(after + limit, log.length(wanted) - 1), after)
+def _bulk(request: Request, log: PublicLog, watch: KeyWatch, after: int, limit: int) -> Response:
+    """NDJSON over the log indexes `after+1 … after+limit` that exist, a page at a time as read
+    (each page as the key may read it then: `KeyWatch`; a key that stops working ends the body)."""
+    until = max(min(after + limit, log.length(watch.reading) - 1), after)
     envelopes: Envelopes = request.app.state.envelopes
 
     def lines() -> Iterator[bytes]:
         cursor = after
         while cursor < until:
-            page = log.encoded(cursor, MAX_PAGE, wanted, envelopes, until=until)
+            page = watch.read(
+                lambda wanted: log.encoded(cursor, MAX_PAGE, wanted, envelopes, until=until),  # noqa: B023
+                lambda page: bool(page.lines),
+            )
+            if page is None:
+                return
             if page.lines:
                 yield b"\n".join(page.lines) + b"\n"
             if page.next <= cursor:  # what this reader may be shown ends short of `until` for now
@@ -213,6 +259,7 @@ def _bulk(request: Request, log: PublicLog, wanted: FeedFilter, after: int, limi
 async def stream_events(
     request: Request,
     key: KeyFilter,
+    caller: Caller,
     types: TypeFilter = [],  # noqa: B006
     units: UnitFilter = [],  # noqa: B006
     after: After = -1,
@@ -224,11 +271,20 @@ async def stream_events(
 
     Each message's `id:` is its log index and its `data:` one CloudEvent (JSON). Comments
     keep the connection alive every 15 s. The server holds at most one page for a consumer:
-    a slow one is simply read for when it is ready, from the log.
+    a slow one is simply read for when it is ready, from the log. What the key may read is asked
+    anew for every page it sends (`KeyWatch`), and the stream ends once the key no longer works
+    (revoked, expired, or its administrator no longer serving as one); a reconnection is then
+    refused.
     """
     log = public_log(request)
-    wanted = chosen(key, types, units)
+    watch = KeyWatch(request, caller.key_id, key, lambda now: chosen(now, types, units))
     cursor = _resume(last_event_id, after)
+
+    def next_page() -> Page | None:
+        return watch.read(
+            lambda wanted: log.page(cursor, STREAM_PAGE, wanted), lambda page: bool(page.events)
+        )
+
     envelopes: Envelopes = request.app.state.envelopes
     bell: Bell = request.app.state.bell
     loop = asyncio.get_running_loop()
@@ -239,7 +295,9 @@ async def stream_events(
         quiet_since = loop.time()
         while True:
             ticket = bell.ticket()
-            page: Page = await to_thread.run_sync(log.page, cursor, STREAM_PAGE, wanted)
+            page = await to_thread.run_sync(next_page)
+            if page is None:
+                return
             if page.events:
                 yield b"".join(
                     b"id: %d\ndata: %s\n\n" % (event.index, envelopes.encode(event)) for event in page.events

@@ -25,10 +25,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from api.access import administrators_filter, key_filter, why_not_administering
+from api.access import feed_filter_now, working_key
 from api.feed.envelope import EVENT_MEDIA, Envelopes, Sequenced, event_id
 from api.feed.log import FeedFilter, PublicLog
-from api.keys import ApiKey, KeyStore, PrincipalKind
+from api.keys import KeyStore
 from api.settings import Settings
 from api.webhooks import signing
 from api.webhooks.addresses import PublicOnlyTransport
@@ -207,7 +207,9 @@ class Worker:
             page = self.log.page(endpoint.position, PAGE, chosen) if chosen is not None else None
             # Asked again once the page is read: a key that stopped working meanwhile (its
             # administrator stripped of the role by an event in this very page) gets none of it.
-            if page is None or (page.events and self._owner_key(endpoint) is None):
+            if page is None or (
+                page.events and working_key(self.keys, self.log.ledger, endpoint.owner_key_id) is None
+            ):
                 self.store.disable(endpoint_id)
                 log.warning("webhook endpoint %s disabled: the key that owns it no longer works", endpoint_id)
                 return
@@ -225,27 +227,8 @@ class Worker:
 
     def _filter(self, endpoint: Endpoint) -> FeedFilter | None:
         """The endpoint's filter narrowed by its owner key's, now; None if the key no longer works."""
-        key = self._owner_key(endpoint)
-        if key is None:
-            return None
-        if key.kind is PrincipalKind.ADMINISTRATOR:
-            assert key.cadre_id is not None
-            return endpoint.filter().narrowed(administrators_filter(self.log.ledger, key.cadre_id))
-        return endpoint.filter().narrowed(key_filter(key.principal()))
-
-    def _owner_key(self, endpoint: Endpoint) -> ApiKey | None:
-        """The key that owns the endpoint if it works now, else None.
-
-        An administrator's key works only while its cadre serves and holds the role, as at the
-        API (`api.access.administrator`): one retired or stripped of the role reads no more."""
-        key = self.keys.get(endpoint.owner_key_id)
-        if key is None or not key.usable_at(datetime.now(UTC)):
-            return None
-        if key.kind is PrincipalKind.ADMINISTRATOR and (
-            key.cadre_id is None or why_not_administering(self.log.ledger, key.cadre_id) is not None
-        ):
-            return None
-        return key
+        key = feed_filter_now(self.keys, self.log.ledger, endpoint.owner_key_id)
+        return None if key is None else endpoint.filter().narrowed(key)
 
     def _deliver(self, endpoint: Endpoint, event: Sequenced, attempt: int) -> bool:
         """Post one event; record the attempt. Whether to go on with the next event."""

@@ -174,6 +174,52 @@ def test_an_accusation_recorded_while_an_accused_administrator_follows_the_strea
     assert seen[-1][1]["subject"] != against[0]
 
 
+def test_a_stream_ends_once_its_key_is_revoked_and_sends_nothing_recorded_after(server: Server) -> None:
+    """What the key may read is asked anew for every page, as for a webhook endpoint."""
+    length = server.length()
+    key, token = server.app.state.keys.create(PrincipalKind.INTEGRATOR, label="revoked while streaming")
+
+    def revoke_then_write() -> None:
+        time.sleep(0.3)
+        server.app.state.keys.revoke(key.key_id)
+        server.world.register()
+
+    writer = threading.Thread(target=revoke_then_write)
+    seen = []
+    with httpx.stream("GET", f"{server.url}/events/stream", headers={"Authorization": f"Bearer {token}"},
+                      timeout=10) as response:  # fmt: skip
+        assert response.status_code == 200
+        writer.start()
+        seen = [int(message["id"]) for message in messages(response) if "data" in message]  # ends by itself
+    writer.join()
+    assert seen == list(range(length))
+    again = httpx.get(f"{server.url}/events/stream", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert again.status_code == 401
+
+
+def test_an_administrator_posted_to_an_accused_unit_while_streaming_is_not_sent_the_accusation(
+    server: Server,
+) -> None:
+    """The stream asks anew what its key may read: here, whom an administrator's postings make accused."""
+    world = server.world
+    length = server.length()
+    token = server.app.state.keys.create(PrincipalKind.ADMINISTRATOR, cadre_id=world.admin)[1]
+
+    def move_then_write() -> None:
+        time.sleep(0.3)
+        world.do(
+            world.admin, "transfer_cadre", cadre_id=world.admin, unit_id=world.county_dept, position="科员"
+        )
+        world.register(accused_unit_ids=frozenset({world.county_dept}))
+        world.register()
+
+    writer = threading.Thread(target=move_then_write)
+    writer.start()
+    seen = collect(server, length + 2, Authorization=f"Bearer {token}")
+    writer.join()
+    assert [index for index, _ in seen] == [*range(length), length, length + 2]
+
+
 WRITER = """
 import sys
 from uuid import UUID
