@@ -25,6 +25,7 @@ from api.cli import (
     verify,
     webhooks,
 )
+from api.webhooks.sealing import KeyFileError, KeyMismatch
 from domain.errors import LedgerError
 from domain.storage.url import BadDatabaseUrl
 from projections.merkle.checkpoints import NoSigningKey
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{error}; try again once it has finished", 4)
     except NoSigningKey as error:
         _fail(f"{error} (DUTYLEDGER_SIGNING_KEY_PATH)", 2)
+    except (KeyFileError, KeyMismatch) as error:
+        _fail(f"configuration: {error}", 2)
     except (PersistenceError, psycopg.Error, sqlite3.Error) as error:
         _fail(f"database: {_first_line(error)}", 3)
 

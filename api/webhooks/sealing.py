@@ -8,14 +8,19 @@ database do not hold. Each sealed secret is bound to its endpoint (the endpoint 
 associated data), so a sealed secret copied into another endpoint's row does not open.
 
 Secrets stored in clear by an earlier version are sealed the first time a store opens
-(`WebhookStore.seal_legacy`).
+(`WebhookStore._seal_legacy`). The database keeps a value sealed with the key (`CHECK`): a
+process given another key file refuses to start (`KeyMismatch`) instead of failing, quietly,
+every delivery it attempts.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -26,8 +31,21 @@ SEALED = "sealed1:"
 NONCE_BYTES = 12
 
 
+CHECK = "the key that sealed this database's webhook secrets"
+"""What the database's check value opens to (`WebhookStore.check_key`), bound to `CHECK_ID`."""
+CHECK_ID = "key-check"
+
+
 class SealBroken(Exception):
     """A sealed secret did not open: another key file than the one that sealed it, or altered."""
+
+
+class KeyMismatch(SealBroken):
+    """The key file is not the one that sealed the database's secrets."""
+
+
+class KeyFileError(ValueError):
+    """The key file cannot be read or made."""
 
 
 class Sealer:
@@ -41,18 +59,18 @@ class Sealer:
     @classmethod
     def at(cls, path: Path) -> Sealer:
         """The key in the file at `path`, created (32 random bytes, mode 0600) if there is none."""
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another process created it first: read theirs
-            else:
-                with os.fdopen(descriptor, "w") as file:
-                    file.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
-        key = base64.b64decode(path.read_text().strip(), validate=True)
+        try:
+            if not path.exists():
+                _create(path)
+            key = base64.b64decode(path.read_text().strip(), validate=True)
+        except (OSError, binascii.Error) as error:
+            raise KeyFileError(
+                f"the webhook key file {path} (DUTYLEDGER_WEBHOOK_KEY_PATH): {error}"
+            ) from None
         if len(key) != 32:
-            raise ValueError(f"{path} does not hold a 32-byte key (base64)")
+            raise KeyFileError(
+                f"the webhook key file {path} (DUTYLEDGER_WEBHOOK_KEY_PATH) holds no 32-byte key in base64"
+            )
         return cls(key, where=str(path))
 
     def seal(self, secret: str, endpoint_id: str) -> str:
@@ -64,13 +82,30 @@ class Sealer:
         """The secret as stored: sealed, or in clear by an earlier version."""
         if not stored.startswith(SEALED):
             return stored
-        raw = base64.b64decode(stored.removeprefix(SEALED))
         try:
+            raw = base64.b64decode(stored.removeprefix(SEALED), validate=True)
             return self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], endpoint_id.encode()).decode()
-        except InvalidTag:
+        except (InvalidTag, binascii.Error, ValueError):
+            # Said to integrators in the delivery log: names no file (the operator's log does).
             raise SealBroken(
-                f"the signing secrets of webhook endpoint {endpoint_id} do not open with {self.where}"
+                f"this server's webhook key does not open the signing secrets of {endpoint_id}"
             ) from None
+
+
+def _create(path: Path) -> None:
+    """A new key file at `path`, whole or not at all: written aside, then linked into place (two
+    processes starting at once both read the one that was linked first)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor, aside = tempfile.mkstemp(dir=path.parent, prefix=".webhook-key-")  # mode 0600
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+            os.link(aside, path)
+    finally:
+        os.unlink(aside)
 
 
 def is_sealed(stored: str) -> bool:

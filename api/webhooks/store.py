@@ -29,13 +29,15 @@ import psycopg
 from api.feed.log import FeedFilter
 from api.settings import Settings
 from api.tables import SharedConnection
-from api.webhooks.sealing import Sealer, is_sealed
+from api.webhooks.sealing import CHECK, CHECK_ID, KeyMismatch, SealBroken, Sealer, is_sealed
 from api.webhooks.signing import Secret, new_secret
 from projections.columns import as_text, moment_text
 from projections.store import ViewConnection
 
 ENDPOINTS = "webhook_endpoints"
 DELIVERIES = "webhook_deliveries"
+KEY_CHECK = "webhook_key_check"
+"""A value sealed with the key that seals the secrets (`api.webhooks.sealing.CHECK`)."""
 MAX_SECRETS = 5
 """Live secrets an endpoint may have at once (each signs every delivery while it lives)."""
 KEEP_DELIVERIES = 1000
@@ -115,8 +117,14 @@ class WebhookStore:
 
     @classmethod
     def configured(cls, settings: Settings, database_url: str) -> WebhookStore:
-        """The store over `database_url`, sealing with the key file the settings name."""
-        return cls(database_url, Sealer.at(Path(settings.webhook_key_path)))
+        """The store over `database_url`, sealing with the key file the settings name (`prepare`d)."""
+        store = cls(database_url, Sealer.at(Path(settings.webhook_key_path)))
+        try:
+            store.prepare()
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     def __init__(self, database_url: str, sealer: Sealer) -> None:
         self.sealer = sealer
@@ -141,8 +149,11 @@ class WebhookStore:
                         "attempt INTEGER NOT NULL, attempted_at TEXT NOT NULL, status INTEGER, error TEXT, "
                         "duration_ms INTEGER NOT NULL, PRIMARY KEY (endpoint_id, seq))"
                     )
+                    connection.execute(
+                        f"CREATE TABLE IF NOT EXISTS {KEY_CHECK} "
+                        "(name TEXT PRIMARY KEY, sealed TEXT NOT NULL)"
+                    )
                     self._deliveries_ready = True
-                    self._seal_legacy(connection)
                 yield connection
         except psycopg.OperationalError:
             self._shared.close()  # a broken session: the next use opens a new one
@@ -197,11 +208,16 @@ class WebhookStore:
         return endpoint, secret
 
     def get(self, endpoint_id: str) -> Endpoint | None:
+        found = self._read(endpoint_id)
+        return found[0] if found else None
+
+    def _read(self, endpoint_id: str) -> tuple[Endpoint, str] | None:
+        """The endpoint, and its secrets as the column holds them (to compare and set)."""
         with self._connection() as connection:
             rows = connection.execute(
                 f"SELECT {ENDPOINT_COLUMNS} FROM {ENDPOINTS} WHERE endpoint_id = ?", (endpoint_id,)
             )
-        return _endpoint(rows[0]) if rows else None
+        return (_endpoint(rows[0]), str(rows[0][5])) if rows else None
 
     def live_secrets(self, endpoint: Endpoint, moment: datetime) -> list[str]:
         """The secrets that sign a delivery at `moment`, opened (`SealBroken` under another key)."""
@@ -211,19 +227,50 @@ class WebhookStore:
             if s.live_at(moment)
         ]
 
-    def _seal_legacy(self, connection: ViewConnection) -> None:
-        """Seal the secrets an earlier version stored in clear (once per store, at its first use)."""
-        for endpoint_id, held in connection.execute(f"SELECT endpoint_id, secrets FROM {ENDPOINTS}"):
+    def prepare(self) -> None:
+        """Before a process serves: refuse a key other than the one that sealed the database's
+        secrets (`KeyMismatch`; the first store to look records its own), then seal the secrets
+        an earlier version stored in clear."""
+        with self._connection() as connection:
+            connection.execute(
+                f"INSERT INTO {KEY_CHECK} (name, sealed) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (CHECK_ID, self.sealer.seal(CHECK, CHECK_ID)),
+            )
+            ((sealed,),) = connection.execute(f"SELECT sealed FROM {KEY_CHECK} WHERE name = ?", (CHECK_ID,))
+            try:
+                opened: str | None = self.sealer.open(str(sealed), CHECK_ID)
+            except SealBroken:
+                opened = None
+            if opened != CHECK:
+                raise KeyMismatch(
+                    f"the webhook key file {self.sealer.where} is not the one that sealed this database's "
+                    "webhook secrets: give every process that shares the database the same file "
+                    "(DUTYLEDGER_WEBHOOK_KEY_PATH)"
+                )
+            for (endpoint_id,) in connection.execute(f"SELECT endpoint_id FROM {ENDPOINTS}"):
+                self._seal_legacy(connection, str(endpoint_id))
+
+    def _seal_legacy(self, connection: ViewConnection, endpoint_id: str) -> None:
+        """Seal what of the endpoint's secrets an earlier version stored in clear (again if a
+        rotation changed them meanwhile)."""
+        while True:
+            found = connection.execute(
+                f"SELECT secrets FROM {ENDPOINTS} WHERE endpoint_id = ?", (endpoint_id,)
+            )
+            if not found:
+                return
+            ((held,),) = found
             items = orjson.loads(str(held))
             if all(is_sealed(item["secret"]) for item in items):
-                continue
+                return
             for item in items:
                 if not is_sealed(item["secret"]):
-                    item["secret"] = self.sealer.seal(item["secret"], str(endpoint_id))
-            connection.execute(
+                    item["secret"] = self.sealer.seal(item["secret"], endpoint_id)
+            if connection.count(
                 f"UPDATE {ENDPOINTS} SET secrets = ? WHERE endpoint_id = ? AND secrets = ?",
                 (orjson.dumps(items).decode(), endpoint_id, held),
-            )
+            ):
+                return
 
     def endpoints(self, owner_key_id: str | None = None) -> list[Endpoint]:
         """Every endpoint (of one owner key, if given), oldest first."""
@@ -247,9 +294,10 @@ class WebhookStore:
         now = now or _now()
         secret = new_secret()
         while True:  # compare and set: a concurrent rotation makes this one read again
-            found = self.get(endpoint_id)
-            if found is None or found.disabled_at is not None:
+            read = self._read(endpoint_id)
+            if read is None or read[0].disabled_at is not None:
                 raise EndpointGone(endpoint_id)
+            found, held = read
             lapse = now + grace
             kept = [
                 replace(s, expires_at=lapse if s.expires_at is None else min(s.expires_at, lapse))
@@ -262,7 +310,7 @@ class WebhookStore:
             with self._connection() as connection:
                 changed = connection.count(
                     f"UPDATE {ENDPOINTS} SET secrets = ? WHERE endpoint_id = ? AND secrets = ?",
-                    (_secrets_text(rotated), endpoint_id, _secrets_text(found.signing_secrets)),
+                    (_secrets_text(rotated), endpoint_id, held),
                 )
             if changed:
                 return replace(found, signing_secrets=rotated), secret

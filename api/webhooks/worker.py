@@ -249,6 +249,13 @@ class Worker:
                     error = f"HTTP {status}" + (f": {said}" if said else "")
         except SealBroken as broken:  # sent unsigned, it would be refused; sent at all, it would leak
             error = f"not sent: {broken}"[:ERROR_TEXT]
+            log.error(
+                "webhook %s to %s not sent: %s (key file %s)",
+                msg_id,
+                endpoint.url,
+                broken,
+                self.store.sealer.where,
+            )
         except httpx.TimeoutException:
             error = f"no answer within {self.timeout:g} s"
         except httpx.HTTPError as failure:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from api.webhooks.sealing import SealBroken, Sealer
+from api.settings import Settings
+from api.webhooks.sealing import KeyFileError, KeyMismatch, SealBroken, Sealer
 from api.webhooks.signing import new_secret
 from api.webhooks.store import ENDPOINTS, WebhookStore
 from api.webhooks.worker import Worker
@@ -64,9 +67,41 @@ def test_a_sealed_secret_opens_only_with_its_key_and_for_its_own_endpoint(store:
         store.sealer.open(sealed, "wh_two")
     with pytest.raises(SealBroken):
         Sealer(os.urandom(32)).open(sealed, "wh_one")
+    with pytest.raises(SealBroken):
+        store.sealer.open("sealed1:not base64!", "wh_one")
 
 
-def test_secrets_an_earlier_version_stored_in_clear_are_sealed_when_a_store_first_opens(
+def test_a_process_given_another_key_than_the_one_that_sealed_the_database_refuses_to_start(
+    database_url: str, tmp_path: Path
+) -> None:
+    first = WebhookStore.configured(Settings(webhook_key_path=str(tmp_path / "first.key")), database_url)
+    first.create("key", "https://example.org/hook", [], [], position=0)
+    first.close()
+    again = WebhookStore.configured(Settings(webhook_key_path=str(tmp_path / "first.key")), database_url)
+    again.close()
+    with pytest.raises(KeyMismatch, match=r"other\.key"):
+        WebhookStore.configured(Settings(webhook_key_path=str(tmp_path / "other.key")), database_url)
+    env = {**os.environ, "DUTYLEDGER_DATABASE_URL": database_url,
+           "DUTYLEDGER_WEBHOOK_KEY_PATH": str(tmp_path / "other.key")}  # fmt: skip
+    refused = subprocess.run([sys.executable, "-c", "from api.cli import main; main()", "webhooks", "run"],
+                             capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"dutyledger: error: configuration: the webhook key file {tmp_path / 'other.key'} is not the one "
+        "that sealed this database's webhook secrets: give every process that shares the database "
+        "the same file (DUTYLEDGER_WEBHOOK_KEY_PATH)"
+    ]
+
+
+@pytest.mark.parametrize("content", ["", "not base64!", "c2hvcnQ="])
+def test_a_key_file_that_holds_no_key_is_one_clear_error_naming_it(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "webhook.key"
+    path.write_text(content)
+    with pytest.raises(KeyFileError, match="DUTYLEDGER_WEBHOOK_KEY_PATH"):
+        Sealer.at(path)
+
+
+def test_secrets_an_earlier_version_stored_in_clear_are_sealed_when_a_process_prepares_the_store(
     database_url: str, store: WebhookStore
 ) -> None:
     created, _ = store.create("key", "https://example.org/hook", [], [], position=0)
@@ -79,6 +114,8 @@ def test_secrets_an_earlier_version_stored_in_clear_are_sealed_when_a_store_firs
         )
     reopened = WebhookStore(database_url, store.sealer)
     try:
+        assert clear in stored_secrets(reopened, created.endpoint_id)
+        reopened.prepare()
         found = reopened.get(created.endpoint_id)
         assert found is not None
         assert clear not in stored_secrets(reopened, created.endpoint_id)
@@ -116,5 +153,8 @@ def test_a_worker_whose_key_does_not_open_the_secrets_sends_nothing_and_says_why
     assert attempt.status is None
     assert attempt.error is not None
     assert attempt.error.startswith("not sent: ")
-    assert "do not open with another key" in attempt.error
+    assert "webhook key does not open the signing secrets of" in attempt.error
+    assert (
+        "another key" not in attempt.error
+    )  # the key file's whereabouts are the operator's, not the integrator's
     assert receiver.received == []
