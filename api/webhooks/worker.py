@@ -247,7 +247,7 @@ class Worker:
                 if not 200 <= status < 300:
                     said = _head(answer)
                     error = f"HTTP {status}" + (f": {said}" if said else "")
-        except SealBroken as broken:  # sent unsigned, it would be refused; sent at all, it would leak
+        except SealBroken as broken:  # unsigned, a receiver should refuse it: better not sent at all
             error = f"not sent: {broken}"[:ERROR_TEXT]
             log.error(
                 "webhook %s to %s not sent: %s (key file %s)",
