@@ -7,10 +7,10 @@ they also need the key file (`DUTYLEDGER_WEBHOOK_KEY_PATH`, mode 0600), which ba
 database do not hold. Each sealed secret is bound to its endpoint (the endpoint id is the
 associated data), so a sealed secret copied into another endpoint's row does not open.
 
-Secrets stored in clear by an earlier version are sealed the first time a store opens
-(`WebhookStore._seal_legacy`). The database keeps a value sealed with the key (`CHECK`): a
-process given another key file refuses to start (`KeyMismatch`) instead of failing, quietly,
-every delivery it attempts.
+Secrets stored in clear by an earlier version are sealed when a process prepares its store
+(`WebhookStore.prepare`, as the server and `webhooks run` start). The database keeps a value
+sealed with the key (`CHECK`): a process given another key file refuses to start
+(`KeyMismatch`) instead of failing, quietly, every delivery it attempts.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ NONCE_BYTES = 12
 
 
 CHECK = "the key that sealed this database's webhook secrets"
-"""What the database's check value opens to (`WebhookStore.check_key`), bound to `CHECK_ID`."""
+"""What the database's check value opens to (`WebhookStore.prepare`), bound to `CHECK_ID`."""
 CHECK_ID = "key-check"
 
 
