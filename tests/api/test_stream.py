@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,19 +79,27 @@ def collect(server: Server, count: int, **headers: str) -> list[tuple[int, dict[
     return seen
 
 
+def collect_while(
+    server: Server, count: int, write: Callable[[], object], **headers: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """`collect` while another thread runs `write`, 0.3 s after the stream was asked for."""
+
+    def later() -> None:
+        time.sleep(0.3)
+        write()
+
+    writer = threading.Thread(target=later)
+    writer.start()
+    try:
+        return collect(server, count, **headers)
+    finally:
+        writer.join()
+
+
 def test_the_stream_sends_the_log_then_each_new_event_as_it_is_sequenced(server: Server) -> None:
     length = server.length()
     world = server.world
-
-    def write_later() -> None:
-        time.sleep(0.3)
-        for _ in range(3):
-            world.register()
-
-    writer = threading.Thread(target=write_later)
-    writer.start()
-    seen = collect(server, length + 3)
-    writer.join()
+    seen = collect_while(server, length + 3, lambda: [world.register() for _ in range(3)])
     assert [index for index, _ in seen] == list(range(length + 3))
     assert all(event["logindex"] == index for index, event in seen)
     assert [e["type"] for _, e in seen[-3:]] == ["cn.petition.case.registered.v1"] * 3
@@ -161,15 +169,11 @@ def test_an_accusation_recorded_while_an_accused_administrator_follows_the_strea
     token = server.app.state.keys.create(PrincipalKind.ADMINISTRATOR, cadre_id=world.admin)[1]
     against: list[str] = []
 
-    def write_later() -> None:
-        time.sleep(0.3)
+    def write() -> None:
         against.append(str(world.register(accused_cadre_ids=frozenset({world.admin}))))
         world.register()
 
-    writer = threading.Thread(target=write_later)
-    writer.start()
-    seen = collect(server, length + 1, Authorization=f"Bearer {token}")
-    writer.join()
+    seen = collect_while(server, length + 1, write, Authorization=f"Bearer {token}")
     assert [index for index, _ in seen] == [*range(length), length + 1]
     assert seen[-1][1]["subject"] != against[0]
 
@@ -206,17 +210,13 @@ def test_an_administrator_posted_to_an_accused_unit_while_streaming_is_not_sent_
     token = server.app.state.keys.create(PrincipalKind.ADMINISTRATOR, cadre_id=world.admin)[1]
 
     def move_then_write() -> None:
-        time.sleep(0.3)
         world.do(
             world.admin, "transfer_cadre", cadre_id=world.admin, unit_id=world.county_dept, position="科员"
         )
         world.register(accused_unit_ids=frozenset({world.county_dept}))
         world.register()
 
-    writer = threading.Thread(target=move_then_write)
-    writer.start()
-    seen = collect(server, length + 2, Authorization=f"Bearer {token}")
-    writer.join()
+    seen = collect_while(server, length + 2, move_then_write, Authorization=f"Bearer {token}")
     assert [index for index, _ in seen] == [*range(length), length, length + 2]
 
 
