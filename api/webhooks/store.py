@@ -247,20 +247,14 @@ class WebhookStore:
                     "webhook secrets: give every process that shares the database the same file "
                     "(DUTYLEDGER_WEBHOOK_KEY_PATH)"
                 )
-            for (endpoint_id,) in connection.execute(f"SELECT endpoint_id FROM {ENDPOINTS}"):
-                self._seal_legacy(connection, str(endpoint_id))
+            for endpoint_id, held in connection.execute(f"SELECT endpoint_id, secrets FROM {ENDPOINTS}"):
+                self._seal_legacy(connection, str(endpoint_id), str(held))
 
-    def _seal_legacy(self, connection: ViewConnection, endpoint_id: str) -> None:
-        """Seal what of the endpoint's secrets an earlier version stored in clear (again if a
-        rotation changed them meanwhile)."""
+    def _seal_legacy(self, connection: ViewConnection, endpoint_id: str, held: str) -> None:
+        """Seal what of the endpoint's secrets (`held`, as stored) an earlier version stored in
+        clear; read again and again sealed if a rotation changed them meanwhile."""
         while True:
-            found = connection.execute(
-                f"SELECT secrets FROM {ENDPOINTS} WHERE endpoint_id = ?", (endpoint_id,)
-            )
-            if not found:
-                return
-            ((held,),) = found
-            items = orjson.loads(str(held))
+            items = orjson.loads(held)
             if all(is_sealed(item["secret"]) for item in items):
                 return
             for item in items:
@@ -271,6 +265,12 @@ class WebhookStore:
                 (orjson.dumps(items).decode(), endpoint_id, held),
             ):
                 return
+            found = connection.execute(
+                f"SELECT secrets FROM {ENDPOINTS} WHERE endpoint_id = ?", (endpoint_id,)
+            )
+            if not found:
+                return
+            held = str(found[0][0])
 
     def endpoints(self, owner_key_id: str | None = None) -> list[Endpoint]:
         """Every endpoint (of one owner key, if given), oldest first."""
